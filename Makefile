@@ -1,0 +1,49 @@
+# featurekit: `make demo` runs the local pipeline, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO   ?= cargo
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+# demo and bench run what users deploy: optimised code (thin LTO is left to images)
+PROFILE ?= bench-fast
+BIN     := target/$(PROFILE)
+DEMO    ?= out/demo
+ROWS    ?= 1000000
+
+.PHONY: help build test demo bench lint fmt venv clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## the Python virtualenv the tests use (moto)
+
+build: ## build every binary, optimised
+	$(CARGO) build --workspace --bins --profile $(PROFILE)
+
+test: venv ## run every test (unit, CLI, integration with real servers)
+	$(CARGO) build --workspace --bins --tests
+	$(CARGO) test --workspace
+
+demo: ## run the pipeline locally on generated data
+	$(CARGO) build --workspace --bins --profile $(PROFILE)
+	@scripts/demo.sh "$(BIN)" "$(DEMO)" "$(ROWS)"
+
+bench: venv ## side-by-side benchmarks against the peers (DuckDB, Python Polars, feast)
+	$(CARGO) build --workspace --bins --profile $(PROFILE)
+	@scripts/bench.sh "$(BIN)"
+
+lint: ## rustfmt check and clippy with warnings as errors, all targets
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+clean: ## remove build output, demo output and the virtualenv
+	rm -rf target out $(VENV)

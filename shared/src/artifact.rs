@@ -1,0 +1,688 @@
+//! Every input and output of a step, by URL, over object_store.
+//!
+//! | URL                        | store                                            |
+//! |----------------------------|--------------------------------------------------|
+//! | `path/to/x`, `/abs/x`      | the local file system (how Argo hands artifacts)  |
+//! | `file:///abs/x`            | the local file system                            |
+//! | `s3://bucket/key`          | S3 or any S3-compatible store (`AWS_ENDPOINT_URL`) |
+//! | `gs://bucket/key`          | Google Cloud Storage                             |
+//! | `memory://name/key`        | a process-wide in-memory store (tests)           |
+//!
+//! Credentials come from the environment the way the cloud SDKs find them (see
+//! [`crate::env::CLOUD_SDK_VARIABLES`]); they never appear in a [`Location`]'s display.
+//!
+//! Writes are atomic: [`ParquetSink`] streams a file as a multipart upload that only
+//! becomes visible when [`ParquetSink::finish`] completes it. A sink dropped before
+//! that (an error, a signal) aborts its upload; the step runtime waits for those
+//! aborts ([`settle_aborts`]) before the process exits, so no partial or temporary
+//! object is left behind.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+// ParquetObjectReader is deprecated in parquet 60 in favour of hand-written readers
+// (apache/arrow-rs#10308); it still is the plainest correct reader over object_store.
+#[allow(deprecated)]
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::file::statistics::Statistics;
+use tokio::task::JoinHandle;
+
+use crate::exit::{Error, Result};
+
+/// A place to read from or write to: a store and a path in it.
+#[derive(Clone)]
+pub struct Location {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    /// The URL as given, without credentials or query: safe to log.
+    shown: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Location({})", self.shown)
+    }
+}
+
+static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> = LazyLock::new(Default::default);
+static CLOUD_STORES: LazyLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = LazyLock::new(Default::default);
+
+/// Removes user info and query from a URL, so it can be logged.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.scheme().len() > 1 => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(60),
+        ..RetryConfig::default()
+    }
+}
+
+impl Location {
+    /// Parses a URL or a local path. Unknown schemes and bad store configuration are
+    /// [`Kind::Config`] errors.
+    pub fn parse(input: &str) -> Result<Location> {
+        Location::parse_with(input, &[])
+    }
+
+    /// Like [`parse`](Self::parse), with store options that win over the environment,
+    /// named as object_store names them (`aws_endpoint`, `aws_access_key_id`,
+    /// `google_service_account`, ...).
+    pub fn parse_with(input: &str, options: &[(&str, &str)]) -> Result<Location> {
+        let shown = redact(input);
+        let parsed = match url::Url::parse(input) {
+            // one-letter "schemes" are Windows drive letters: treat as paths
+            Ok(u) if u.scheme().len() > 1 => Some(u),
+            _ => None,
+        };
+        let Some(url) = parsed else {
+            return Location::local(std::path::Path::new(input), shown);
+        };
+        let bucket = url.host_str().unwrap_or_default().to_string();
+        let key = url.path().trim_start_matches('/');
+        let path = Path::parse(key).map_err(|e| Error::config(format!("{shown}: {e}")))?;
+        let store: Arc<dyn ObjectStore> = match url.scheme() {
+            "file" => {
+                let p = url
+                    .to_file_path()
+                    .map_err(|_| Error::config(format!("{shown}: not a local file URL")))?;
+                return Location::local(&p, shown);
+            }
+            "memory" => {
+                let mut stores = MEMORY_STORES.lock().expect("memory store registry");
+                stores
+                    .entry(bucket)
+                    .or_insert_with(|| Arc::new(InMemory::new()))
+                    .clone()
+            }
+            scheme @ ("s3" | "s3a" | "gs") => {
+                if bucket.is_empty() {
+                    return Err(Error::config(format!("{shown}: no bucket in URL")));
+                }
+                let cache_key = format!("{scheme}://{bucket} {options:?}");
+                let mut stores = CLOUD_STORES.lock().expect("cloud store registry");
+                match stores.get(&cache_key) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let built: Arc<dyn ObjectStore> = if scheme == "gs" {
+                            let mut b = GoogleCloudStorageBuilder::from_env()
+                                .with_bucket_name(&bucket)
+                                .with_retry(retry_config());
+                            for (k, v) in options {
+                                let key = k.parse().map_err(|e| Error::config(format!("{shown}: {e}")))?;
+                                b = b.with_config(key, *v);
+                            }
+                            Arc::new(b.build().map_err(|e| Error::config(format!("{shown}: {e}")))?)
+                        } else {
+                            let mut b = AmazonS3Builder::from_env()
+                                .with_bucket_name(&bucket)
+                                .with_retry(retry_config());
+                            for (k, v) in options {
+                                let key = k.parse().map_err(|e| Error::config(format!("{shown}: {e}")))?;
+                                b = b.with_config(key, *v);
+                            }
+                            Arc::new(b.build().map_err(|e| Error::config(format!("{shown}: {e}")))?)
+                        };
+                        stores.insert(cache_key, built.clone());
+                        built
+                    }
+                }
+            }
+            other => {
+                return Err(Error::config(format!(
+                    "{shown}: unsupported scheme `{other}` (use a path, file://, s3://, gs:// or memory://)"
+                )));
+            }
+        };
+        Ok(Location { store, path, shown })
+    }
+
+    fn local(p: &std::path::Path, shown: String) -> Result<Location> {
+        let abs = std::path::absolute(p).map_err(|e| Error::config(format!("{shown}: {e}")))?;
+        let path = Path::from_absolute_path(&abs).map_err(|e| Error::config(format!("{shown}: {e}")))?;
+        Ok(Location {
+            store: Arc::new(LocalFileSystem::new()),
+            path,
+            shown,
+        })
+    }
+
+    /// The location `name` below this one (`out/` + `part-0.parquet`).
+    pub fn join(&self, name: &str) -> Location {
+        let path = name
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .fold(self.path.clone(), |p, s| p.clone().join(s));
+        Location {
+            store: self.store.clone(),
+            path,
+            shown: format!("{}/{}", self.shown.trim_end_matches('/'), name),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the whole object.
+    pub async fn read(&self) -> Result<bytes::Bytes> {
+        let got = self
+            .store
+            .get(&self.path)
+            .await
+            .map_err(|e| Error::from(e).context(self.shown.clone()))?;
+        got.bytes()
+            .await
+            .map_err(|e| Error::from(e).context(self.shown.clone()))
+    }
+
+    /// Writes a small object in one request: visible whole or not at all.
+    pub async fn write(&self, bytes: impl Into<PutPayload>) -> Result<()> {
+        self.store
+            .put(&self.path, bytes.into())
+            .await
+            .map_err(|e| Error::from(e).context(self.shown.clone()))?;
+        Ok(())
+    }
+
+    /// The object itself when it exists, else the objects below this prefix.
+    /// Names starting with `_` or `.` are skipped (markers, temporaries), as Arrow datasets do.
+    pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
+        if !self.path.as_ref().is_empty() {
+            match self.store.head(&self.path).await {
+                Ok(meta) => return Ok(vec![meta]),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::from(e).context(self.shown.clone())),
+            }
+        }
+        let prefix = (!self.path.as_ref().is_empty()).then_some(&self.path);
+        let mut found: Vec<ObjectMeta> = self
+            .store
+            .list(prefix)
+            .try_filter(|m| {
+                let hidden = m.location.parts().any(|p| p.as_ref().starts_with(['_', '.']));
+                futures::future::ready(!hidden)
+            })
+            .try_collect()
+            .await
+            .map_err(|e| Error::from(e).context(self.shown.clone()))?;
+        found.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(found)
+    }
+
+    /// Deletes every object below this prefix (or the object itself); for replacing
+    /// a partition on rerun. Returns how many were deleted.
+    pub async fn delete_all(&self) -> Result<usize> {
+        let objects = self.list().await?;
+        for meta in &objects {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::from(e).context(format!("deleting {}", meta.location))),
+            }
+        }
+        Ok(objects.len())
+    }
+}
+
+// ---- aborting unfinished uploads ---------------------------------------------------
+
+static ABORTS: LazyLock<Mutex<Vec<JoinHandle<()>>>> = LazyLock::new(Default::default);
+
+/// Waits (at most `limit`) for the aborts of uploads whose sinks were dropped unfinished.
+/// The step runtime calls it before exiting.
+pub async fn settle_aborts(limit: Duration) {
+    let handles: Vec<_> = std::mem::take(&mut *ABORTS.lock().expect("abort registry"));
+    let all = futures::future::join_all(handles);
+    if tokio::time::timeout(limit, all).await.is_err() {
+        tracing::warn!("some unfinished uploads were not aborted in time");
+    }
+}
+
+// ---- Parquet writing -----------------------------------------------------------------
+
+/// How Parquet files are written.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Rows per row group (the unit of predicate pushdown).
+    pub row_group_rows: usize,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            row_group_rows: 512 * 1024,
+            zstd_level: 1,
+        }
+    }
+}
+
+/// Upload part size: encoded bytes are handed to the store in chunks this big.
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts in flight at once per file.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// One Parquet file being written, atomically: it appears when [`finish`](Self::finish)
+/// returns and never if the sink is dropped before.
+pub struct ParquetSink {
+    location: Location,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    upload: Option<WriteMultipart>,
+    rows: u64,
+}
+
+/// What a finished file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl ParquetSink {
+    pub async fn create(location: &Location, schema: SchemaRef, options: &WriteOptions) -> Result<ParquetSink> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(options.zstd_level).map_err(|e| Error::bug(format!("zstd level: {e}")))?,
+            ))
+            .set_max_row_group_row_count(Some(options.row_group_rows))
+            .build();
+        let writer = ArrowWriter::try_new(Vec::with_capacity(PART_BYTES * 2), schema, Some(props))
+            .map_err(|e| Error::from(e).context(location.shown.clone()))?;
+        let upload = location
+            .store
+            .put_multipart(&location.path)
+            .await
+            .map_err(|e| Error::from(e).context(format!("creating {}", location.shown)))?;
+        Ok(ParquetSink {
+            location: location.clone(),
+            writer: Some(writer),
+            upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)),
+            rows: 0,
+        })
+    }
+
+    /// Encodes a batch; full row groups go to the store as they fill.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let writer = self.writer.as_mut().expect("sink used after finish");
+        writer
+            .write(batch)
+            .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
+        self.rows += batch.num_rows() as u64;
+        if writer.inner().len() >= PART_BYTES {
+            self.ship().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the encoded bytes to the upload, waiting while too many parts are in flight.
+    async fn ship(&mut self) -> Result<()> {
+        let writer = self.writer.as_mut().expect("sink used after finish");
+        let bytes = std::mem::take(writer.inner_mut());
+        let upload = self.upload.as_mut().expect("sink used after finish");
+        upload
+            .wait_for_capacity(PARTS_IN_FLIGHT)
+            .await
+            .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
+        upload.put(bytes.into());
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes the footer and completes the upload: the file becomes visible.
+    pub async fn finish(mut self) -> Result<Written> {
+        let mut writer = self.writer.take().expect("sink finished twice");
+        writer
+            .finish()
+            .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
+        let bytes = writer.bytes_written() as u64;
+        let rest = std::mem::take(writer.inner_mut());
+        let mut upload = self.upload.take().expect("sink finished twice");
+        upload.put(rest.into());
+        if let Err(e) = upload.finish().await {
+            return Err(Error::from(e).context(format!("completing {}", self.location.shown)));
+        }
+        Ok(Written { rows: self.rows, bytes })
+    }
+}
+
+impl Drop for ParquetSink {
+    fn drop(&mut self) {
+        let Some(upload) = self.upload.take() else { return };
+        let shown = self.location.shown.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let task = rt.spawn(async move {
+                    match upload.abort().await {
+                        Ok(()) => tracing::info!(output = %shown, "aborted unfinished upload"),
+                        Err(e) => tracing::warn!(output = %shown, error = %e, "could not abort unfinished upload"),
+                    }
+                });
+                ABORTS.lock().expect("abort registry").push(task);
+            }
+            Err(_) => tracing::warn!(output = %shown, "unfinished upload dropped outside a runtime"),
+        }
+    }
+}
+
+// ---- Parquet reading -----------------------------------------------------------------
+
+/// A scan over one Parquet file or every Parquet file below a prefix, with column
+/// projection and row-group pruning on statistics.
+pub struct ParquetScan {
+    location: Location,
+    files: Vec<ObjectMeta>,
+    columns: Option<Vec<String>>,
+    range: Option<(String, i64, i64)>,
+    batch_rows: usize,
+}
+
+/// What a scan found before reading: schema per file is checked by the caller.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanStats {
+    pub files: usize,
+    pub row_groups: usize,
+    pub row_groups_pruned: usize,
+}
+
+impl ParquetScan {
+    /// Lists the files to read; an empty prefix is an empty scan.
+    pub async fn open(location: &Location) -> Result<ParquetScan> {
+        let files = location.list().await?;
+        Ok(ParquetScan {
+            location: location.clone(),
+            files,
+            columns: None,
+            range: None,
+            batch_rows: 64 * 1024,
+        })
+    }
+
+    /// Reads only these columns (in the file's order); a missing one is a [`Kind::Data`] error.
+    pub fn columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Skips row groups whose statistics prove `column` (INT64 or timestamp) has no
+    /// value in `[lo, hi)`. Rows outside the range may still come back: filter them.
+    pub fn prune(mut self, column: &str, lo: i64, hi: i64) -> Self {
+        self.range = Some((column.to_string(), lo, hi));
+        self
+    }
+
+    pub fn batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows;
+        self
+    }
+
+    pub fn files(&self) -> &[ObjectMeta] {
+        &self.files
+    }
+
+    /// Opens each file in turn, and streams its batches.
+    pub fn stream(self) -> impl Stream<Item = Result<RecordBatch>> {
+        let ParquetScan {
+            location,
+            files,
+            columns,
+            range,
+            batch_rows,
+        } = self;
+        let store = location.store.clone();
+        futures::stream::iter(files)
+            .then(move |meta| {
+                let store = store.clone();
+                let columns = columns.clone();
+                let range = range.clone();
+                async move { open_file(store, meta, columns.as_deref(), range.as_ref(), batch_rows).await }
+            })
+            .try_flatten()
+    }
+
+    /// Reads everything into memory.
+    pub async fn collect(self) -> Result<(Vec<RecordBatch>, ScanStats)> {
+        let mut stats = ScanStats {
+            files: self.files.len(),
+            ..ScanStats::default()
+        };
+        if let Some((col, lo, hi)) = &self.range {
+            for meta in &self.files {
+                let (total, kept) = count_row_groups(&self.location, meta, col, *lo, *hi).await?;
+                stats.row_groups += total;
+                stats.row_groups_pruned += total - kept;
+            }
+        }
+        let batches = self.stream().try_collect().await?;
+        Ok((batches, stats))
+    }
+}
+
+fn file_error(meta: &ObjectMeta, e: impl Into<Error>) -> Error {
+    e.into().context(meta.location.to_string())
+}
+
+#[allow(deprecated)]
+async fn builder(
+    store: Arc<dyn ObjectStore>,
+    meta: &ObjectMeta,
+) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>> {
+    let reader = ParquetObjectReader::new(store, meta.location.clone()).with_file_size(meta.size);
+    ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| file_error(meta, e))
+}
+
+#[allow(deprecated)]
+fn kept_row_groups(
+    b: &ParquetRecordBatchStreamBuilder<ParquetObjectReader>,
+    meta: &ObjectMeta,
+    column: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<usize>> {
+    let md = b.metadata();
+    let schema = md.file_metadata().schema_descr();
+    let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == column) else {
+        return Err(file_error(meta, Error::data(format!("missing column `{column}`"))));
+    };
+    Ok((0..md.num_row_groups())
+        .filter(|&rg| match md.row_group(rg).column(idx).statistics() {
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(&min), Some(&max)) => max >= lo && min < hi,
+                _ => true,
+            },
+            _ => true,
+        })
+        .collect())
+}
+
+async fn count_row_groups(
+    location: &Location,
+    meta: &ObjectMeta,
+    column: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<(usize, usize)> {
+    let b = builder(location.store.clone(), meta).await?;
+    let kept = kept_row_groups(&b, meta, column, lo, hi)?;
+    Ok((b.metadata().num_row_groups(), kept.len()))
+}
+
+async fn open_file(
+    store: Arc<dyn ObjectStore>,
+    meta: ObjectMeta,
+    columns: Option<&[String]>,
+    range: Option<&(String, i64, i64)>,
+    batch_rows: usize,
+) -> Result<impl Stream<Item = Result<RecordBatch>> + use<>> {
+    let mut b = builder(store, &meta).await?;
+    if let Some(columns) = columns {
+        let schema = b.schema().clone();
+        let mut roots = Vec::with_capacity(columns.len());
+        for c in columns {
+            match schema.index_of(c) {
+                Ok(i) => roots.push(i),
+                Err(_) => return Err(file_error(&meta, Error::data(format!("missing column `{c}`")))),
+            }
+        }
+        let mask = ProjectionMask::roots(b.parquet_schema(), roots);
+        b = b.with_projection(mask);
+    }
+    if let Some((col, lo, hi)) = range {
+        let kept = kept_row_groups(&b, &meta, col, *lo, *hi)?;
+        b = b.with_row_groups(kept);
+    }
+    let stream = b
+        .with_batch_size(batch_rows)
+        .build()
+        .map_err(|e| file_error(&meta, e))?;
+    let location = meta.location.clone();
+    Ok(stream.map_err(move |e| Error::from(e).context(location.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Kind;
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn batch(from: i64, n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(from..from + n)),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(from..from + n).with_timezone("UTC")),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact("s3://key:secret@bucket/x?token=1"), "s3://bucket/x");
+        assert_eq!(redact("out/x.parquet"), "out/x.parquet");
+    }
+
+    #[test]
+    fn gs_and_s3_urls_configure_from_the_environment() {
+        // Building a store does not contact it; the bucket comes from the URL.
+        let gs = Location::parse("gs://some-bucket/features/day=1").unwrap();
+        assert_eq!(gs.path().as_ref(), "features/day=1");
+        assert!(gs.store().to_string().contains("some-bucket"), "{}", gs.store());
+        let s3 = Location::parse("s3://other-bucket/a/b.parquet").unwrap();
+        assert!(s3.store().to_string().contains("other-bucket"), "{}", s3.store());
+        assert_eq!(Location::parse("gs:///nobucket").unwrap_err().kind(), Kind::Config);
+        assert_eq!(Location::parse("ftp://x/y").unwrap_err().kind(), Kind::Config);
+    }
+
+    #[tokio::test]
+    async fn memory_round_trip_with_projection_and_pruning() {
+        let out = Location::parse("memory://unit/ds/part-0.parquet").unwrap();
+        let opts = WriteOptions {
+            row_group_rows: 100,
+            ..WriteOptions::default()
+        };
+        let mut sink = ParquetSink::create(&out, batch(0, 1).schema(), &opts).await.unwrap();
+        sink.write(&batch(0, 250)).await.unwrap();
+        sink.write(&batch(250, 250)).await.unwrap();
+        let written = sink.finish().await.unwrap();
+        assert_eq!(written.rows, 500);
+
+        let scan = ParquetScan::open(&Location::parse("memory://unit/ds").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(scan.files().len(), 1);
+        let (batches, stats) = scan.columns(["ts"]).prune("ts", 120, 180).collect().await.unwrap();
+        assert_eq!(stats.row_groups, 5);
+        assert_eq!(stats.row_groups_pruned, 4);
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 100, "only the row group [100, 200) is read");
+        assert_eq!(batches[0].num_columns(), 1);
+
+        let missing = ParquetScan::open(&out)
+            .await
+            .unwrap()
+            .columns(["nope"])
+            .collect()
+            .await
+            .unwrap_err();
+        assert_eq!(missing.kind(), Kind::Data);
+        assert!(missing.to_string().contains("missing column `nope`"), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_sink_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Location::parse(dir.path().join("out/x.parquet").to_str().unwrap()).unwrap();
+        let mut sink = ParquetSink::create(&out, batch(0, 1).schema(), &WriteOptions::default())
+            .await
+            .unwrap();
+        sink.write(&batch(0, 200_000)).await.unwrap();
+        drop(sink);
+        settle_aborts(Duration::from_secs(5)).await;
+        let left: Vec<_> = walk(dir.path());
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = vec![];
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,215 @@
+//! Error kinds and the one exit-code table every step shares.
+//!
+//! | code | kind        | meaning                                                        | Argo retries |
+//! |------|-------------|----------------------------------------------------------------|--------------|
+//! | 0    | -           | success                                                        | -            |
+//! | 1    | `Bug`       | unexpected failure: a bug, please report it                    | no           |
+//! | 2    | `Usage`     | bad command line (unknown flag, bad value, start >= end)       | no           |
+//! | 65   | `Data`      | input data broke the contract (file, column, row or key named) | no           |
+//! | 75   | `Transient` | a dependency failed for now (object store, Redis, BigQuery)    | yes          |
+//! | 78   | `Config`    | bad configuration or credentials (spec, URL, permissions)      | no           |
+//! | 130  | interrupted | stopped by SIGINT; temporary objects removed                   | no           |
+//! | 143  | interrupted | stopped by SIGTERM (deadline, eviction); temporaries removed   | no           |
+
+use std::fmt;
+
+/// What went wrong, as far as the caller (Argo, a person) can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Bug,
+    Usage,
+    Data,
+    Transient,
+    Config,
+}
+
+impl Kind {
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            Kind::Bug => 1,
+            Kind::Usage => 2,
+            Kind::Data => 65,
+            Kind::Transient => 75,
+            Kind::Config => 78,
+        }
+    }
+}
+
+/// Exit code of a step stopped by SIGINT (128 + 2).
+pub const EXIT_SIGINT: u8 = 130;
+/// Exit code of a step stopped by SIGTERM (128 + 15).
+pub const EXIT_SIGTERM: u8 = 143;
+
+/// A step's failure: a kind (which picks the exit code) and a message chain.
+pub struct Error {
+    kind: Kind,
+    inner: anyhow::Error,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: Kind, err: impl Into<anyhow::Error>) -> Self {
+        Error {
+            kind,
+            inner: err.into(),
+        }
+    }
+    pub fn msg(kind: Kind, msg: impl fmt::Display) -> Self {
+        Error::new(kind, anyhow::anyhow!("{msg}"))
+    }
+    pub fn bug(msg: impl fmt::Display) -> Self {
+        Error::msg(Kind::Bug, msg)
+    }
+    pub fn usage(msg: impl fmt::Display) -> Self {
+        Error::msg(Kind::Usage, msg)
+    }
+    pub fn data(msg: impl fmt::Display) -> Self {
+        Error::msg(Kind::Data, msg)
+    }
+    pub fn transient(msg: impl fmt::Display) -> Self {
+        Error::msg(Kind::Transient, msg)
+    }
+    pub fn config(msg: impl fmt::Display) -> Self {
+        Error::msg(Kind::Config, msg)
+    }
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    pub fn exit_code(&self) -> u8 {
+        self.kind.exit_code()
+    }
+    /// Prefix the message with what was being done (`"reading s3://b/k: ..."`).
+    pub fn context(self, ctx: impl fmt::Display + Send + Sync + 'static) -> Self {
+        Error {
+            kind: self.kind,
+            inner: self.inner.context(ctx),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    /// One line: the whole chain joined by `: `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.inner)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {:#}", self.kind, self.inner)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Adds context and a kind to any error on its way up.
+pub trait ResultExt<T> {
+    fn or_kind(self, kind: Kind, ctx: impl fmt::Display) -> Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> ResultExt<T> for std::result::Result<T, E> {
+    fn or_kind(self, kind: Kind, ctx: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::new(kind, e.into().context(ctx.to_string())))
+    }
+}
+
+/// The kind of an object-store failure: missing objects and broken data are the
+/// input's fault, refused credentials are configuration, the rest may pass.
+pub fn object_store_kind(err: &object_store::Error) -> Kind {
+    use object_store::Error as E;
+    match err {
+        E::NotFound { .. } => Kind::Data,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } | E::UnknownConfigurationKey { .. } => Kind::Config,
+        E::InvalidPath { .. } | E::NotSupported { .. } | E::NotImplemented { .. } => Kind::Config,
+        E::AlreadyExists { .. } | E::Precondition { .. } | E::NotModified { .. } => Kind::Transient,
+        _ => Kind::Transient,
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(err: object_store::Error) -> Self {
+        let kind = object_store_kind(&err);
+        Error::new(kind, err)
+    }
+}
+
+impl From<parquet::errors::ParquetError> for Error {
+    fn from(err: parquet::errors::ParquetError) -> Self {
+        use parquet::errors::ParquetError as P;
+        let kind = match &err {
+            P::External(e) => match e.downcast_ref::<object_store::Error>() {
+                Some(os) => object_store_kind(os),
+                None => Kind::Data,
+            },
+            _ => Kind::Data,
+        };
+        Error::new(kind, err)
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(err: arrow::error::ArrowError) -> Self {
+        use arrow::error::ArrowError as A;
+        let kind = match &err {
+            A::IoError(..) | A::ExternalError(..) => Kind::Transient,
+            A::SchemaError(..) | A::CastError(..) | A::ParseError(..) | A::InvalidArgumentError(..) => Kind::Data,
+            _ => Kind::Bug,
+        };
+        Error::new(kind, err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_table() {
+        let table: Vec<(Kind, u8)> = [Kind::Bug, Kind::Usage, Kind::Data, Kind::Transient, Kind::Config]
+            .into_iter()
+            .map(|k| (k, k.exit_code()))
+            .collect();
+        assert_eq!(
+            table,
+            vec![
+                (Kind::Bug, 1),
+                (Kind::Usage, 2),
+                (Kind::Data, 65),
+                (Kind::Transient, 75),
+                (Kind::Config, 78)
+            ]
+        );
+        assert_eq!((EXIT_SIGINT, EXIT_SIGTERM), (130, 143));
+    }
+
+    #[test]
+    fn object_store_errors_map_to_kinds() {
+        let nf = object_store::Error::NotFound {
+            path: "a".into(),
+            source: "gone".into(),
+        };
+        assert_eq!(Error::from(nf).exit_code(), 65);
+        let denied = object_store::Error::PermissionDenied {
+            path: "a".into(),
+            source: "no".into(),
+        };
+        assert_eq!(Error::from(denied).exit_code(), 78);
+        let generic = object_store::Error::Generic {
+            store: "S3",
+            source: "connection reset".into(),
+        };
+        assert_eq!(Error::from(generic).exit_code(), 75);
+    }
+
+    #[test]
+    fn context_reads_as_one_line() {
+        let err = Error::data("column `amount` has type Utf8, expected Float64").context("reading in.parquet");
+        assert_eq!(
+            err.to_string(),
+            "reading in.parquet: column `amount` has type Utf8, expected Float64"
+        );
+        assert_eq!(err.kind(), Kind::Data);
+    }
+}

@@ -1,0 +1,19 @@
+//! featurekit: the library every step uses.
+//!
+//! - [`spec`]: `features.yaml`, parsed and checked.
+//! - [`artifact`]: every input and output by URL (path, file://, s3://, gs://, memory://),
+//!   Parquet read and atomic Parquet write over object_store.
+//! - [`step`]: the step runtime: flags every step shares, logs, progress, the run summary,
+//!   signals and the exit-code table ([`exit`]).
+//! - [`synth`]: deterministic synthetic transactions for the demo, tests and benchmarks.
+
+pub mod artifact;
+pub mod cli;
+pub mod env;
+pub mod exit;
+pub mod spec;
+pub mod step;
+pub mod synth;
+pub mod telemetry;
+
+pub use exit::{Error, Kind, Result};

@@ -23,7 +23,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -35,6 +35,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 // ParquetObjectReader is deprecated in parquet 60 in favour of hand-written readers
 // (apache/arrow-rs#10308); it still is the plainest correct reader over object_store.
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::basic::{Compression, ZstdLevel};
@@ -235,7 +236,9 @@ impl Location {
             .store
             .list(prefix)
             .try_filter(|m| {
-                let hidden = m.location.parts().any(|p| p.as_ref().starts_with(['_', '.']));
+                // only the parts below the prefix count: the prefix itself may be hidden
+                let mut below = m.location.prefix_match(&self.path).into_iter().flatten();
+                let hidden = below.any(|p| p.as_ref().starts_with(['_', '.']));
                 futures::future::ready(!hidden)
             })
             .try_collect()
@@ -243,6 +246,14 @@ impl Location {
             .map_err(|e| Error::from(e).context(self.shown.clone()))?;
         found.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(found)
+    }
+
+    /// Deletes the object here; one that is already gone is fine.
+    pub async fn delete(&self) -> Result<()> {
+        match self.store.delete(&self.path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::from(e).context(format!("deleting {}", self.shown))),
+        }
     }
 
     /// Deletes every object below this prefix (or the object itself); for replacing
@@ -407,7 +418,8 @@ impl Drop for ParquetSink {
 // ---- Parquet reading -----------------------------------------------------------------
 
 /// A scan over one Parquet file or every Parquet file below a prefix, with column
-/// projection and row-group pruning on statistics.
+/// projection and row-group pruning on statistics. [`plan`](Self::plan) reads the footers;
+/// the plan then streams the row groups, several at a time.
 pub struct ParquetScan {
     location: Location,
     files: Vec<ObjectMeta>,
@@ -416,12 +428,28 @@ pub struct ParquetScan {
     batch_rows: usize,
 }
 
-/// What a scan found before reading: schema per file is checked by the caller.
+/// What a plan found in the footers.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScanStats {
     pub files: usize,
     pub row_groups: usize,
     pub row_groups_pruned: usize,
+    /// Rows in the row groups that will be read.
+    pub rows: u64,
+    /// Smallest and largest value of the pruning column over *all* row groups (pruned or
+    /// not), in microseconds for timestamps; `None` when a row group has no statistics.
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+/// The rows of one row group, with where they came from (for error messages).
+#[derive(Debug)]
+pub struct Chunk {
+    /// The file, as a path within its store.
+    pub file: String,
+    /// Row number, within the file, of the chunk's first row.
+    pub first_row: u64,
+    pub batches: Vec<RecordBatch>,
 }
 
 impl ParquetScan {
@@ -443,8 +471,9 @@ impl ParquetScan {
         self
     }
 
-    /// Skips row groups whose statistics prove `column` (INT64 or timestamp) has no
-    /// value in `[lo, hi)`. Rows outside the range may still come back: filter them.
+    /// Skips row groups whose statistics prove `column` has no value in `[lo, hi)`; for a
+    /// timestamp column, `lo` and `hi` are microseconds whatever the file's unit. Rows
+    /// outside the range may still come back: filter them.
     pub fn prune(mut self, column: &str, lo: i64, hi: i64) -> Self {
         self.range = Some((column.to_string(), lo, hi));
         self
@@ -459,42 +488,157 @@ impl ParquetScan {
         &self.files
     }
 
-    /// Opens each file in turn, and streams its batches.
+    /// Reads every file's footer and decides what to read.
+    pub async fn plan(self) -> Result<ScanPlan> {
+        let store = self.location.store.clone();
+        let mut stats = ScanStats {
+            files: self.files.len(),
+            ..ScanStats::default()
+        };
+        let mut units = Vec::new();
+        let mut files = Vec::new();
+        let mut all_have_stats = true;
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for meta in &self.files {
+            let reader_meta = load_metadata(&store, meta).await?;
+            let schema = reader_meta.schema().clone();
+            let mask = match &self.columns {
+                Some(columns) => {
+                    let mut roots = Vec::with_capacity(columns.len());
+                    for c in columns {
+                        match schema.index_of(c) {
+                            Ok(i) => roots.push(i),
+                            Err(_) => return Err(file_error(meta, Error::data(format!("missing column `{c}`")))),
+                        }
+                    }
+                    ProjectionMask::roots(reader_meta.parquet_schema(), roots)
+                }
+                None => ProjectionMask::all(),
+            };
+            let md = reader_meta.metadata().clone();
+            let mut first_row = 0u64;
+            for rg in 0..md.num_row_groups() {
+                let rows = md.row_group(rg).num_rows() as u64;
+                stats.row_groups += 1;
+                let keep = match &self.range {
+                    None => true,
+                    Some((column, lo, hi)) => match column_range(&reader_meta, rg, column, meta)? {
+                        Some((lo_rg, hi_rg)) => {
+                            min = min.min(lo_rg);
+                            max = max.max(hi_rg);
+                            hi_rg >= *lo && lo_rg < *hi
+                        }
+                        None => {
+                            all_have_stats = false;
+                            true
+                        }
+                    },
+                };
+                if keep {
+                    stats.rows += rows;
+                    units.push(Unit {
+                        file: files.len(),
+                        row_group: rg,
+                        first_row,
+                    });
+                } else {
+                    stats.row_groups_pruned += 1;
+                }
+                first_row += rows;
+            }
+            files.push((meta.clone(), reader_meta, mask));
+        }
+        if self.range.is_some() && all_have_stats && min <= max {
+            (stats.min, stats.max) = (Some(min), Some(max));
+        }
+        Ok(ScanPlan {
+            store,
+            files: Arc::new(files),
+            units,
+            stats,
+            batch_rows: self.batch_rows,
+        })
+    }
+
+    /// Streams every batch, file after file.
     pub fn stream(self) -> impl Stream<Item = Result<RecordBatch>> {
-        let ParquetScan {
-            location,
-            files,
-            columns,
-            range,
-            batch_rows,
-        } = self;
-        let store = location.store.clone();
-        futures::stream::iter(files)
-            .then(move |meta| {
-                let store = store.clone();
-                let columns = columns.clone();
-                let range = range.clone();
-                async move { open_file(store, meta, columns.as_deref(), range.as_ref(), batch_rows).await }
+        futures::stream::once(self.plan())
+            .map_ok(|plan| {
+                plan.chunks(1)
+                    .map_ok(|c| futures::stream::iter(c.batches.into_iter().map(Ok)))
+                    .try_flatten()
             })
             .try_flatten()
     }
 
     /// Reads everything into memory.
     pub async fn collect(self) -> Result<(Vec<RecordBatch>, ScanStats)> {
-        let mut stats = ScanStats {
-            files: self.files.len(),
-            ..ScanStats::default()
-        };
-        if let Some((col, lo, hi)) = &self.range {
-            for meta in &self.files {
-                let (total, kept) = count_row_groups(&self.location, meta, col, *lo, *hi).await?;
-                stats.row_groups += total;
-                stats.row_groups_pruned += total - kept;
-            }
-        }
-        let batches = self.stream().try_collect().await?;
-        Ok((batches, stats))
+        let plan = self.plan().await?;
+        let stats = plan.stats;
+        let chunks: Vec<Chunk> = plan.chunks(2).try_collect().await?;
+        Ok((chunks.into_iter().flat_map(|c| c.batches).collect(), stats))
     }
+}
+
+struct Unit {
+    file: usize,
+    row_group: usize,
+    first_row: u64,
+}
+
+/// A scan whose footers are read: what it will read, and the reading.
+pub struct ScanPlan {
+    store: Arc<dyn ObjectStore>,
+    files: Arc<Vec<(ObjectMeta, ArrowReaderMetadata, ProjectionMask)>>,
+    units: Vec<Unit>,
+    batch_rows: usize,
+    pub stats: ScanStats,
+}
+
+impl ScanPlan {
+    /// Decodes row groups on the runtime's threads, `concurrency` at a time, and yields
+    /// them in file and row-group order.
+    pub fn chunks(self, concurrency: usize) -> impl Stream<Item = Result<Chunk>> {
+        let ScanPlan {
+            store,
+            files,
+            units,
+            batch_rows,
+            ..
+        } = self;
+        futures::stream::iter(units)
+            .map(move |unit| {
+                let store = store.clone();
+                let files = files.clone();
+                tokio::spawn(async move { read_unit(store, &files[unit.file], unit, batch_rows).await })
+            })
+            .buffered(concurrency.max(1))
+            .map(|joined| joined.map_err(|e| Error::bug(format!("reader task: {e}")))?)
+    }
+}
+
+#[allow(deprecated)]
+async fn read_unit(
+    store: Arc<dyn ObjectStore>,
+    (meta, reader_meta, mask): &(ObjectMeta, ArrowReaderMetadata, ProjectionMask),
+    unit: Unit,
+    batch_rows: usize,
+) -> Result<Chunk> {
+    let reader = ParquetObjectReader::new(store, meta.location.clone()).with_file_size(meta.size);
+    let batches = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, reader_meta.clone())
+        .with_projection(mask.clone())
+        .with_row_groups(vec![unit.row_group])
+        .with_batch_size(batch_rows)
+        .build()
+        .map_err(|e| file_error(meta, e))?
+        .try_collect()
+        .await
+        .map_err(|e| file_error(meta, e))?;
+    Ok(Chunk {
+        file: meta.location.to_string(),
+        first_row: unit.first_row,
+        batches,
+    })
 }
 
 fn file_error(meta: &ObjectMeta, e: impl Into<Error>) -> Error {
@@ -502,82 +646,47 @@ fn file_error(meta: &ObjectMeta, e: impl Into<Error>) -> Error {
 }
 
 #[allow(deprecated)]
-async fn builder(
-    store: Arc<dyn ObjectStore>,
-    meta: &ObjectMeta,
-) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>> {
-    let reader = ParquetObjectReader::new(store, meta.location.clone()).with_file_size(meta.size);
-    ParquetRecordBatchStreamBuilder::new(reader)
+async fn load_metadata(store: &Arc<dyn ObjectStore>, meta: &ObjectMeta) -> Result<ArrowReaderMetadata> {
+    let mut reader = ParquetObjectReader::new(store.clone(), meta.location.clone()).with_file_size(meta.size);
+    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
         .await
         .map_err(|e| file_error(meta, e))
 }
 
-#[allow(deprecated)]
-fn kept_row_groups(
-    b: &ParquetRecordBatchStreamBuilder<ParquetObjectReader>,
-    meta: &ObjectMeta,
-    column: &str,
-    lo: i64,
-    hi: i64,
-) -> Result<Vec<usize>> {
-    let md = b.metadata();
-    let schema = md.file_metadata().schema_descr();
+/// Microseconds per unit of a timestamp column (`None` for other types).
+fn micros_factor(t: &DataType) -> Option<(i64, i64)> {
+    match t {
+        DataType::Timestamp(TimeUnit::Second, _) => Some((1_000_000, 1)),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Some((1_000, 1)),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some((1, 1)),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some((1, 1_000)),
+        _ => None,
+    }
+}
+
+/// `[min, max]` of an INT64 or timestamp column in one row group, from its statistics,
+/// in microseconds for timestamps.
+fn column_range(rm: &ArrowReaderMetadata, rg: usize, column: &str, meta: &ObjectMeta) -> Result<Option<(i64, i64)>> {
+    let schema = rm.parquet_schema();
     let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == column) else {
         return Err(file_error(meta, Error::data(format!("missing column `{column}`"))));
     };
-    Ok((0..md.num_row_groups())
-        .filter(|&rg| match md.row_group(rg).column(idx).statistics() {
-            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                (Some(&min), Some(&max)) => max >= lo && min < hi,
-                _ => true,
-            },
-            _ => true,
-        })
-        .collect())
-}
-
-async fn count_row_groups(
-    location: &Location,
-    meta: &ObjectMeta,
-    column: &str,
-    lo: i64,
-    hi: i64,
-) -> Result<(usize, usize)> {
-    let b = builder(location.store.clone(), meta).await?;
-    let kept = kept_row_groups(&b, meta, column, lo, hi)?;
-    Ok((b.metadata().num_row_groups(), kept.len()))
-}
-
-async fn open_file(
-    store: Arc<dyn ObjectStore>,
-    meta: ObjectMeta,
-    columns: Option<&[String]>,
-    range: Option<&(String, i64, i64)>,
-    batch_rows: usize,
-) -> Result<impl Stream<Item = Result<RecordBatch>> + use<>> {
-    let mut b = builder(store, &meta).await?;
-    if let Some(columns) = columns {
-        let schema = b.schema().clone();
-        let mut roots = Vec::with_capacity(columns.len());
-        for c in columns {
-            match schema.index_of(c) {
-                Ok(i) => roots.push(i),
-                Err(_) => return Err(file_error(&meta, Error::data(format!("missing column `{c}`")))),
-            }
-        }
-        let mask = ProjectionMask::roots(b.parquet_schema(), roots);
-        b = b.with_projection(mask);
-    }
-    if let Some((col, lo, hi)) = range {
-        let kept = kept_row_groups(&b, &meta, col, *lo, *hi)?;
-        b = b.with_row_groups(kept);
-    }
-    let stream = b
-        .with_batch_size(batch_rows)
-        .build()
-        .map_err(|e| file_error(&meta, e))?;
-    let location = meta.location.clone();
-    Ok(stream.map_err(move |e| Error::from(e).context(location.to_string())))
+    let (mul, div) = rm
+        .schema()
+        .field_with_name(column)
+        .ok()
+        .and_then(|f| micros_factor(f.data_type()))
+        .unwrap_or((1, 1));
+    Ok(match rm.metadata().row_group(rg).column(idx).statistics() {
+        Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+            (Some(&lo), Some(&hi)) => Some((
+                lo.saturating_mul(mul).div_euclid(div),
+                hi.saturating_mul(mul).div_euclid(div),
+            )),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 #[cfg(test)]

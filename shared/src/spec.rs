@@ -750,7 +750,7 @@ mod tests {
             assert!(got.starts_with(&format!("features.yaml:{line}:")), "{to:?}: {got}");
             assert!(got.contains(want), "{to:?}: {got}");
             assert!(!got.contains('\n'), "{to:?}: one line expected, got {got}");
-            assert!(!got.contains(" at line "), "{to:?}: position given twice: {got}");
+            assert!(!got.contains(", column "), "{to:?}: position given twice: {got}");
         }
     }
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""compute-windows against its peers, side by side on the same generated data, one run each.
+
+Usage: bench/compute_windows.py BIN_DIR [--rows 10000000] [--skip-duckdb]
+Prints a table (seconds, rows/s, peak RSS, CPU use, ratio) and writes out/bench/compute-windows.json.
+Every peer's output is cross-checked against ours with bench/peers/compare.py.
+"""
+import argparse, json, os, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "out" / "bench"
+PY = sys.executable
+
+
+def measure(name, cmd, log):
+    """Runs cmd, returns wall seconds, peak RSS (MiB) and CPU use (cores busy on average)."""
+    start = time.perf_counter()
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{name} failed ({os.waitstatus_to_exitcode(status)}), see {log}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"name": name, "seconds": round(wall, 3), "rss_mib": round(usage.ru_maxrss / 1024), "cores": round(cpu / wall, 2)}
+
+
+def check(ours, theirs, label):
+    r = subprocess.run([PY, str(ROOT / "bench/peers/compare.py"), str(ours), str(theirs)], capture_output=True, text=True)
+    print(f"  cross-check {label}: {(r.stdout or r.stderr).strip()}")
+    if r.returncode != 0:
+        sys.exit(f"cross-check {label} failed")
+
+
+def generate(bin_dir, path, rows, days):
+    users = max(rows // 20, 100)
+    subprocess.run([str(bin_dir / "generate-transactions"), "--output", str(path), "--rows", str(rows),
+                    "--users", str(users), "--days", str(days), "--start", "2025-11-01", "--log-level", "warn"], check=True)
+
+
+def ours(bin_dir, raw, out, end, label):
+    return measure(label, [str(bin_dir / "compute-windows"), "--spec", str(ROOT / "features.yaml"), "--input", str(raw),
+                           "--output", str(out), "--start", "2025-11-01", "--end", end, "--no-as-of",
+                           "--log-level", "warn"], OUT / f"{label}.log")
+
+
+def peer(script, raw, out, end, label):
+    return measure(label, [PY, str(ROOT / "bench/peers" / script), "--input", str(raw), "--output", str(out),
+                           "--start", "2025-11-01", "--end", end], OUT / f"{label}.log")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin_dir", type=Path)
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--skip-duckdb", action="store_true")
+    a = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = []
+
+    days, end = 60, "2025-12-31"
+    raw = OUT / "raw.parquet"
+    print(f"compute-windows: {a.rows:,} transactions, {days} days, six seed features")
+    generate(a.bin_dir, raw, a.rows, days)
+    view = "user_transaction_features"
+    me = ours(a.bin_dir, raw, OUT / "ours", end, "compute-windows")
+    results.append(me)
+    peers = [("windows_polars.py", "python-polars")]
+    if not a.skip_duckdb:
+        peers.append(("windows_duckdb.py", "duckdb"))
+    for script, label in peers:
+        r = peer(script, raw, OUT / f"{label}.parquet", end, label)
+        results.append(r)
+        check(OUT / "ours" / view, OUT / f"{label}.parquet", label)
+
+    # the seed's per-row pandas loop, on small inputs only
+    for rows in (10_000, 100_000):
+        small = OUT / f"raw-{rows}.parquet"
+        generate(a.bin_dir, small, rows, days)
+        mine = ours(a.bin_dir, small, OUT / f"ours-{rows}", end, f"compute-windows@{rows}")
+        seed = peer("windows_pandas_seed.py", small, OUT / f"seed-{rows}.parquet", end, f"pandas-seed@{rows}")
+        check(OUT / f"ours-{rows}" / view, OUT / f"seed-{rows}.parquet", f"pandas-seed@{rows}")
+        results += [mine, seed]
+
+    base = {r["name"]: r for r in results}
+    print(f"\n{'engine':<24}{'rows':>12}{'seconds':>10}{'rows/s':>14}{'peak RSS':>11}{'cores':>7}{'ours x faster':>15}")
+    for r in results:
+        rows = int(r["name"].split("@")[1]) if "@" in r["name"] else a.rows
+        mine = base["compute-windows" + (f"@{rows}" if "@" in r["name"] else "")]
+        ratio = r["seconds"] / mine["seconds"]
+        r.update(rows=rows, rows_per_s=round(rows / r["seconds"]), ratio=round(ratio, 1))
+        print(f"{r['name']:<24}{rows:>12,}{r['seconds']:>10.2f}{r['rows_per_s']:>14,}{r['rss_mib']:>8} MiB{r['cores']:>7}{ratio:>14.1f}x")
+    (OUT / "compute-windows.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

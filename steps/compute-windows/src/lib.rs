@@ -1,0 +1,394 @@
+//! compute-windows: exact point-in-time window features, as Feast offline-store Parquet.
+//!
+//! The data flow: read the raw events once (projected columns, row groups pruned to the
+//! lookback range, decoded in parallel), keep this shard's entities and split them into
+//! partitions by entity hash; then each worker thread sorts its partitions by (entity,
+//! time), runs the window [`kernel`] for every feature view, and streams the rows into its
+//! own Parquet files ([`output`]), one per UTC day.
+
+mod cli;
+pub mod kernel;
+mod load;
+pub mod output;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use featurekit::artifact::{Location, ParquetScan, ParquetSink, WriteOptions};
+use featurekit::spec::{Aggregation, Spec};
+use featurekit::step::{Progress, RunSummary};
+use featurekit::{Error, Result};
+use futures::StreamExt;
+
+pub use cli::Args;
+pub use load::fnv1a;
+
+use kernel::{Emit, FeaturePlan, Input, Kernel, Partition, Plan, Range};
+use load::{Columns, Loader};
+use output::{DAY, FileKey, Naming, Rows};
+
+/// Plans every view's features over shared input columns.
+fn plans(spec: &Spec) -> (Columns, Vec<Plan>) {
+    let entity = spec.source.entity_column.clone();
+    let entity_type = spec
+        .feature_views
+        .first()
+        .and_then(|v| spec.entity(&v.entities[0]))
+        .map_or(featurekit::spec::ValueType::Int64, |e| e.value_type);
+    let mut columns = Columns {
+        entity,
+        entity_type,
+        ts: spec.source.timestamp_column.clone(),
+        values: vec![],
+        keys: vec![],
+    };
+    let slot = |list: &mut Vec<String>, name: &str| match list.iter().position(|c| c == name) {
+        Some(i) => i,
+        None => {
+            list.push(name.to_string());
+            list.len() - 1
+        }
+    };
+    let mut plans = Vec::new();
+    for view in &spec.feature_views {
+        let mut windows: Vec<i64> = Vec::new();
+        let mut features = Vec::new();
+        for f in &view.features {
+            let w = f.window.micros();
+            let window = match windows.iter().position(|&x| x == w) {
+                Some(i) => i,
+                None => {
+                    windows.push(w);
+                    windows.len() - 1
+                }
+            };
+            let input = match (f.aggregation, &f.column) {
+                (Aggregation::Count, _) => Input::Events,
+                (Aggregation::CountDistinct, Some(c)) => Input::Key(slot(&mut columns.keys, c)),
+                (_, Some(c)) => Input::Value(slot(&mut columns.values, c)),
+                (_, None) => unreachable!("the spec checks that aggregations other than count have a column"),
+            };
+            features.push(FeaturePlan {
+                aggregation: f.aggregation,
+                input,
+                window,
+                empty: f.empty,
+            });
+        }
+        plans.push(Plan { windows, features });
+    }
+    (columns, plans)
+}
+
+/// Rows of one worker for one view, by file.
+struct Collector<'a> {
+    part: &'a Partition,
+    files: &'a mut BTreeMap<FileKey, Rows>,
+    width: usize,
+    as_of_day: i64,
+}
+
+impl Emit for Collector<'_> {
+    fn event(&mut self, row: usize, ts: i64, values: &[f64]) {
+        let key = FileKey::Day(ts.div_euclid(DAY));
+        let width = self.width;
+        self.files
+            .entry(key)
+            .or_insert_with(|| Rows::new(width))
+            .push(self.part.entity[row], ts, values);
+    }
+    fn as_of(&mut self, row: usize, ts: i64, values: &[f64]) {
+        let width = self.width;
+        self.files
+            .entry(FileKey::AsOf(self.as_of_day))
+            .or_insert_with(|| Rows::new(width))
+            .push(self.part.entity[row], ts, values);
+    }
+}
+
+/// What a run shares with its workers.
+struct Job {
+    plans: Vec<Plan>,
+    schemas: Vec<SchemaRef>,
+    view_dirs: Vec<Location>,
+    names: Option<Arc<Vec<String>>>,
+    naming: Naming,
+    range: Range,
+    as_of_day: i64,
+    created: i64,
+    options: WriteOptions,
+    failed: AtomicBool,
+}
+
+/// A file a worker wrote.
+struct Written {
+    view: usize,
+    name: String,
+    rows: u64,
+}
+
+/// Why a worker stopped early: its own error, or another worker's (or a signal).
+enum Stop {
+    Failed(Error),
+    Cancelled,
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+/// One worker: sorts its partitions, computes every view, writes its own files.
+fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) -> Result<Vec<Written>, Stop> {
+    let handle = tokio::runtime::Handle::current();
+    let mut sinks: BTreeMap<(usize, FileKey), ParquetSink> = BTreeMap::new();
+    let mut rows: Vec<BTreeMap<FileKey, Rows>> = job.plans.iter().map(|_| BTreeMap::new()).collect();
+    for part in parts {
+        if job.failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
+            return Err(Stop::Cancelled);
+        }
+        let n = part.ts.len() as u64;
+        let part = load::sort(part);
+        for (v, plan) in job.plans.iter().enumerate() {
+            let mut collector = Collector {
+                part: &part,
+                files: &mut rows[v],
+                width: plan.features.len(),
+                as_of_day: job.as_of_day,
+            };
+            Kernel::new(plan, &part).run(job.range, &mut collector);
+            for (key, file_rows) in rows[v].iter_mut() {
+                if file_rows.is_empty() {
+                    continue;
+                }
+                let batch = file_rows.take(&job.schemas[v], job.names.as_deref().map(Vec::as_slice), job.created);
+                let sink = match sinks.entry((v, *key)) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let target = job.view_dirs[v].join(&job.naming.file(*key, worker));
+                        e.insert(handle.block_on(ParquetSink::create(&target, job.schemas[v].clone(), &job.options))?)
+                    }
+                };
+                handle.block_on(sink.write(&batch))?;
+            }
+        }
+        progress.advance(n);
+    }
+    let mut written = Vec::new();
+    for ((view, key), sink) in sinks {
+        let done = handle.block_on(sink.finish())?;
+        written.push(Written {
+            view,
+            name: job.naming.file(key, worker),
+            rows: done.rows,
+        });
+    }
+    Ok(written)
+}
+
+/// The step: see the crate documentation and README.md.
+pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
+    let started = Instant::now();
+    let (start, end) = (args.start.timestamp_micros(), args.end.timestamp_micros());
+    if start >= end {
+        return Err(Error::usage(format!(
+            "--start {} must be before --end {}",
+            args.start, args.end
+        )));
+    }
+    if args.shard >= args.shards {
+        return Err(Error::usage(format!(
+            "--shard {} must be below --shards {}",
+            args.shard, args.shards
+        )));
+    }
+    let as_of = (!args.no_as_of).then(|| args.as_of.map_or(end, |t| t.timestamp_micros()));
+    let spec = Spec::load(&args.spec).map_err(Error::config)?;
+    let (columns, plans) = plans(&spec);
+    let longest = plans.iter().map(Plan::longest).max().unwrap_or(0);
+    let (lo, hi) = (start - longest, end.max(as_of.unwrap_or(end)));
+    let created = args
+        .created_at
+        .map_or_else(|| chrono::Utc::now().timestamp_micros(), |t| t.timestamp_micros());
+    let threads = args
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+    // 1. read: footers, then row groups in parallel, into partitions
+    let input = Location::parse(&args.input)?;
+    let scan = ParquetScan::open(&input)
+        .await?
+        .columns(columns.names())
+        .prune(&columns.ts, lo, hi)
+        .plan()
+        .await?;
+    let stats = scan.stats;
+    tracing::info!(
+        input = %input, files = stats.files, row_groups = stats.row_groups, pruned = stats.row_groups_pruned,
+        rows = stats.rows, "reading"
+    );
+    let partitions = threads * 16;
+    let mut loader = Loader::new(columns, lo, hi, args.shard, args.shards, partitions);
+    let mut chunks = std::pin::pin!(scan.chunks(threads + 1));
+    while let Some(chunk) = chunks.next().await {
+        loader.add(&chunk?)?;
+    }
+    summary.rows_in = loader.rows_read;
+    summary.set("row_groups_pruned", stats.row_groups_pruned);
+    summary.phase("read", started);
+
+    if loader.invalid.count > 0 {
+        let (file, row) = loader.invalid.first.clone().expect("first invalid row recorded");
+        if !args.drop_invalid {
+            return Err(Error::data(format!(
+                "{file}: {} rows have a null `{}` or `{}`, the first at row {row} (--drop-invalid drops them)",
+                loader.invalid.count, spec.source.entity_column, spec.source.timestamp_column
+            )));
+        }
+        tracing::warn!(rows = loader.invalid.count, first_file = %file, first_row = row, "dropped rows with a null entity or timestamp");
+    }
+    summary.set("invalid_rows_dropped", loader.invalid.count);
+
+    // 2. lookback: does the input reach back to start - longest window?
+    let earliest = stats.min.or(loader.earliest);
+    let lookback_complete = match earliest {
+        Some(e) => e <= lo,
+        None => true, // no events at all: nothing is computed from a partial history
+    };
+    summary.set("lookback_complete", lookback_complete);
+    summary.set("lookback_needed_from", micros_rfc3339(lo));
+    if let Some(e) = earliest {
+        summary.set("earliest_event", micros_rfc3339(e));
+    }
+    if !lookback_complete {
+        let msg = format!(
+            "the input starts at {}, after {} (start minus the longest window): features of events before {} may be too low",
+            micros_rfc3339(earliest.unwrap_or(lo)),
+            micros_rfc3339(lo),
+            micros_rfc3339(earliest.unwrap_or(lo) + longest)
+        );
+        if args.require_full_lookback {
+            return Err(Error::data(format!("{input}: {msg}")));
+        }
+        tracing::warn!("incomplete lookback: {msg}");
+    }
+
+    // 3. compute and write, one worker per thread
+    let computing = Instant::now();
+    let output = Location::parse(&args.output)?;
+    let job = Arc::new(Job {
+        schemas: spec.feature_views.iter().map(|v| output::schema(&spec, v)).collect(),
+        view_dirs: spec.feature_views.iter().map(|v| output.join(&v.name)).collect(),
+        plans,
+        names: loader.entity_names.take().map(|i| Arc::new(i.names)),
+        naming: Naming {
+            shard: args.shard,
+            shards: args.shards,
+        },
+        range: Range { start, end, as_of },
+        as_of_day: as_of.map_or(0, |a| (a - 1).div_euclid(DAY)),
+        created,
+        options: WriteOptions::default(),
+        failed: AtomicBool::new(false),
+    });
+    let progress = Arc::new(Progress::new("compute", loader.rows_kept));
+    let mut assigned: Vec<Vec<Partition>> = (0..threads).map(|_| Vec::new()).collect();
+    for (p, part) in std::mem::take(&mut loader.parts).into_iter().enumerate() {
+        assigned[p % threads].push(part);
+    }
+    let workers: Vec<_> = assigned
+        .into_iter()
+        .enumerate()
+        .map(|(w, parts)| {
+            let job = job.clone();
+            let progress = progress.clone();
+            tokio::task::spawn_blocking(move || {
+                let result = work(&job, w, parts, &progress);
+                if result.is_err() {
+                    job.failed.store(true, Ordering::Relaxed);
+                }
+                result
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    let (mut failure, mut cancelled) = (None, false);
+    for w in workers {
+        match w.await.map_err(|e| Error::bug(format!("worker: {e}")))? {
+            Ok(files) => written.extend(files),
+            Err(Stop::Failed(e)) => failure = failure.or(Some(e)),
+            Err(Stop::Cancelled) => cancelled = true,
+        }
+    }
+    match (failure, cancelled) {
+        (Some(e), _) => return Err(e),
+        (None, true) => return Err(Error::transient("stopped before the end")),
+        (None, false) => {}
+    }
+    progress.finish();
+    summary.phase("compute_and_write", computing);
+
+    // 4. a view this shard wrote nothing for still gets a valid, empty file
+    for (v, dir) in job.view_dirs.iter().enumerate() {
+        if !written.iter().any(|w| w.view == v) {
+            let key = FileKey::Day(start.div_euclid(DAY));
+            let sink = ParquetSink::create(
+                &dir.join(&job.naming.file(key, 0)),
+                job.schemas[v].clone(),
+                &job.options,
+            )
+            .await?;
+            sink.finish().await?;
+            written.push(Written {
+                view: v,
+                name: job.naming.file(key, 0),
+                rows: 0,
+            });
+        }
+    }
+
+    // 5. files of the run's days that this run no longer produces
+    let days: BTreeSet<String> = (start.div_euclid(DAY)..=(end - 1).div_euclid(DAY))
+        .chain(as_of.map(|_| job.as_of_day))
+        .map(output::date)
+        .collect();
+    let mut removed = 0;
+    for (v, dir) in job.view_dirs.iter().enumerate() {
+        let ours: BTreeSet<&str> = written
+            .iter()
+            .filter(|w| w.view == v)
+            .map(|w| w.name.as_str())
+            .collect();
+        for meta in dir.list().await? {
+            let Some(name) = meta.location.filename() else { continue };
+            let Some((date, k, n)) = output::parse_name(name) else {
+                continue;
+            };
+            let stale = days.contains(&date) && (n != args.shards || (k == args.shard && !ours.contains(name)));
+            if stale {
+                dir.join(name).delete().await?;
+                removed += 1;
+            }
+        }
+    }
+
+    let rows_out: u64 = written.iter().map(|w| w.rows).sum();
+    summary.rows_out = rows_out;
+    summary.set("files_written", written.len());
+    summary.set("stale_files_removed", removed);
+    summary.set("rows_after_filters", loader.rows_kept);
+    tracing::info!(rows = rows_out, files = written.len(), output = %output, "written");
+    Ok(())
+}
+
+fn micros_rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(t).map_or_else(
+        || t.to_string(),
+        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    )
+}

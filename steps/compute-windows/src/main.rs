@@ -1,0 +1,9 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    featurekit::step::main::<compute_windows::Args, _>(
+        "compute-windows",
+        env!("CARGO_PKG_VERSION"),
+        compute_windows::run,
+    )
+}

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO   ?= cargo
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
-# demo and bench run what users deploy: optimised code (thin LTO is left to images)
+# bench measures optimised code (thin LTO is left to images); demo reuses the test build
 PROFILE ?= bench-fast
 BIN     := target/$(PROFILE)
 DEMO    ?= out/demo
@@ -16,7 +16,7 @@ ROWS    ?= 1000000
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: tests/requirements.txt
+$(VENV)/.installed: tests/requirements.txt bench/peers/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
@@ -30,13 +30,13 @@ test: venv ## run every test (unit, CLI, integration with real servers)
 	$(CARGO) build --workspace --bins --tests
 	$(CARGO) test --workspace
 
-demo: ## run the pipeline locally on generated data
-	$(CARGO) build --workspace --bins --profile $(PROFILE)
-	@scripts/demo.sh "$(BIN)" "$(DEMO)" "$(ROWS)"
+demo: venv ## run the pipeline locally on generated data
+	$(CARGO) build --workspace --bins
+	@scripts/demo.sh target/debug "$(DEMO)" "$(ROWS)" "$(PYTHON)"
 
-bench: venv ## side-by-side benchmarks against the peers (DuckDB, Python Polars, feast)
+bench: venv ## side-by-side benchmarks against the peers (DuckDB, Python Polars, the seed's pandas loop)
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
-	@scripts/bench.sh "$(BIN)"
+	$(PYTHON) bench/compute_windows.py "$(BIN)" $(BENCH_ARGS)
 
 lint: ## rustfmt check and clippy with warnings as errors, all targets
 	$(CARGO) fmt --all -- --check

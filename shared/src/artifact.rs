@@ -38,9 +38,10 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnPath;
 use tokio::task::JoinHandle;
 
 use crate::exit::{Error, Result};
@@ -293,6 +294,14 @@ pub struct WriteOptions {
     pub row_group_rows: usize,
     /// zstd level.
     pub zstd_level: i32,
+    /// Dictionary encoding: small files for repetitive columns, wasted work on distinct values.
+    pub dictionary: bool,
+    /// DELTA_BINARY_PACKED for integer and timestamp columns: sorted or small integers shrink
+    /// before compression, which then has less to do.
+    pub delta_integers: bool,
+    /// Encoded bytes a row group may hold in memory before it is flushed early: with many
+    /// files open at once (a backfill writes one per day), this bounds memory.
+    pub row_group_bytes: usize,
 }
 
 impl Default for WriteOptions {
@@ -300,12 +309,22 @@ impl Default for WriteOptions {
         WriteOptions {
             row_group_rows: 512 * 1024,
             zstd_level: 1,
+            dictionary: true,
+            delta_integers: false,
+            row_group_bytes: 16 * 1024 * 1024,
         }
     }
 }
 
-/// Upload part size: encoded bytes are handed to the store in chunks this big.
-const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Upload part size: encoded bytes are handed to the store in chunks this big (S3 and GCS
+/// take no smaller part but the last; local files have no minimum).
+fn part_bytes(store: &dyn ObjectStore) -> usize {
+    if store.to_string().starts_with("LocalFileSystem") {
+        1024 * 1024
+    } else {
+        5 * 1024 * 1024
+    }
+}
 /// Parts in flight at once per file.
 const PARTS_IN_FLIGHT: usize = 4;
 
@@ -313,6 +332,8 @@ const PARTS_IN_FLIGHT: usize = 4;
 /// returns and never if the sink is dropped before.
 pub struct ParquetSink {
     location: Location,
+    part_bytes: usize,
+    row_group_bytes: usize,
     writer: Option<ArrowWriter<Vec<u8>>>,
     upload: Option<WriteMultipart>,
     rows: u64,
@@ -327,13 +348,26 @@ pub struct Written {
 
 impl ParquetSink {
     pub async fn create(location: &Location, schema: SchemaRef, options: &WriteOptions) -> Result<ParquetSink> {
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(options.zstd_level).map_err(|e| Error::bug(format!("zstd level: {e}")))?,
             ))
             .set_max_row_group_row_count(Some(options.row_group_rows))
-            .build();
-        let writer = ArrowWriter::try_new(Vec::with_capacity(PART_BYTES * 2), schema, Some(props))
+            .set_dictionary_enabled(options.dictionary);
+        if options.delta_integers {
+            for field in schema.fields() {
+                if matches!(
+                    field.data_type(),
+                    DataType::Int64 | DataType::Int32 | DataType::Timestamp(..)
+                ) {
+                    props = props
+                        .set_column_encoding(ColumnPath::from(field.name().as_str()), Encoding::DELTA_BINARY_PACKED);
+                }
+            }
+        }
+        let props = props.build();
+        let part_bytes = part_bytes(location.store.as_ref());
+        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))
             .map_err(|e| Error::from(e).context(location.shown.clone()))?;
         let upload = location
             .store
@@ -342,8 +376,10 @@ impl ParquetSink {
             .map_err(|e| Error::from(e).context(format!("creating {}", location.shown)))?;
         Ok(ParquetSink {
             location: location.clone(),
+            part_bytes,
+            row_group_bytes: options.row_group_bytes,
             writer: Some(writer),
-            upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)),
+            upload: Some(WriteMultipart::new_with_chunk_size(upload, part_bytes)),
             rows: 0,
         })
     }
@@ -355,7 +391,12 @@ impl ParquetSink {
             .write(batch)
             .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
         self.rows += batch.num_rows() as u64;
-        if writer.inner().len() >= PART_BYTES {
+        if writer.in_progress_size() >= self.row_group_bytes {
+            writer
+                .flush()
+                .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
+        }
+        if writer.inner().len() >= self.part_bytes {
             self.ship().await?;
         }
         Ok(())

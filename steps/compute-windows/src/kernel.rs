@@ -159,7 +159,8 @@ enum State {
 }
 
 impl State {
-    fn reset(&mut self, at: usize) {
+    /// Empties the state for the next entity, whose events start at `at`.
+    fn reset(&mut self, at: usize, keys: &[KeyColumn], input: Input) {
         match self {
             State::Stateless => {}
             State::Extreme { deque, l, r, .. } => {
@@ -167,7 +168,16 @@ impl State {
                 (*l, *r) = (at, at);
             }
             State::Distinct { counts, l, r } => {
-                counts.clear();
+                // Removing the window's keys costs what the window held; `clear` would cost
+                // the map's capacity, which the heaviest entity so far has made large.
+                if let Input::Key(c) = input {
+                    for j in *l..*r {
+                        if let Some(key) = keys[c].get(j) {
+                            counts.remove(&key);
+                        }
+                    }
+                }
+                debug_assert!(counts.is_empty());
                 (*l, *r) = (at, at);
             }
         }
@@ -237,8 +247,8 @@ impl<'a> Kernel<'a> {
 
     fn group(&mut self, g0: usize, g1: usize, range: Range, out: &mut impl Emit) -> u64 {
         let ts = &self.part.ts;
-        for s in &mut self.states {
-            s.reset(g0);
+        for (s, f) in self.states.iter_mut().zip(&self.plan.features) {
+            s.reset(g0, &self.part.keys, f.input);
         }
         let mut lefts = vec![g0; self.plan.windows.len()];
         let mut values = vec![0.0; self.plan.features.len()];
@@ -248,7 +258,10 @@ impl<'a> Kernel<'a> {
         i += ts[g0..g1].partition_point(|&t| t < range.start);
         while i < g1 && ts[i] < range.end {
             let t = ts[i];
-            let run_end = i + 1 + ts[i + 1..g1].partition_point(|&x| x == t);
+            let mut run_end = i + 1;
+            while run_end < g1 && ts[run_end] == t {
+                run_end += 1;
+            }
             for (k, w) in self.plan.windows.iter().enumerate() {
                 let l = &mut lefts[k];
                 while ts[*l] < t - w {

@@ -83,29 +83,49 @@ fn plans(spec: &Spec) -> (Columns, Vec<Plan>) {
     (columns, plans)
 }
 
-/// Rows of one worker for one view, by file.
+/// Rows of one worker for one view, waiting to be written: one buffer per day of the run,
+/// indexed by day, and one for the as-of rows.
+struct ViewRows {
+    first_day: i64,
+    days: Vec<Rows>,
+    as_of_day: i64,
+    as_of: Rows,
+}
+
+impl ViewRows {
+    fn new(job: &Job, width: usize) -> ViewRows {
+        ViewRows {
+            first_day: job.first_day,
+            days: (0..job.days).map(|_| Rows::new(width)).collect(),
+            as_of_day: job.as_of_day,
+            as_of: Rows::new(width),
+        }
+    }
+
+    fn files(&mut self) -> impl Iterator<Item = (FileKey, &mut Rows)> {
+        let first = self.first_day;
+        let days = self
+            .days
+            .iter_mut()
+            .enumerate()
+            .map(move |(d, r)| (FileKey::Day(first + d as i64), r));
+        days.chain(std::iter::once((FileKey::AsOf(self.as_of_day), &mut self.as_of)))
+    }
+}
+
+/// Feeds the kernel's rows of one partition into a view's buffers.
 struct Collector<'a> {
     part: &'a Partition,
-    files: &'a mut BTreeMap<FileKey, Rows>,
-    width: usize,
-    as_of_day: i64,
+    rows: &'a mut ViewRows,
 }
 
 impl Emit for Collector<'_> {
     fn event(&mut self, row: usize, ts: i64, values: &[f64]) {
-        let key = FileKey::Day(ts.div_euclid(DAY));
-        let width = self.width;
-        self.files
-            .entry(key)
-            .or_insert_with(|| Rows::new(width))
-            .push(self.part.entity[row], ts, values);
+        let day = (ts.div_euclid(DAY) - self.rows.first_day) as usize;
+        self.rows.days[day].push(self.part.entity[row], ts, values);
     }
     fn as_of(&mut self, row: usize, ts: i64, values: &[f64]) {
-        let width = self.width;
-        self.files
-            .entry(FileKey::AsOf(self.as_of_day))
-            .or_insert_with(|| Rows::new(width))
-            .push(self.part.entity[row], ts, values);
+        self.rows.as_of.push(self.part.entity[row], ts, values);
     }
 }
 
@@ -117,6 +137,9 @@ struct Job {
     names: Option<Arc<Vec<String>>>,
     naming: Naming,
     range: Range,
+    /// The run's days: `first_day .. first_day + days`, in days since the epoch.
+    first_day: i64,
+    days: usize,
     as_of_day: i64,
     created: i64,
     options: WriteOptions,
@@ -146,7 +169,7 @@ impl From<Error> for Stop {
 fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) -> Result<Vec<Written>, Stop> {
     let handle = tokio::runtime::Handle::current();
     let mut sinks: BTreeMap<(usize, FileKey), ParquetSink> = BTreeMap::new();
-    let mut rows: Vec<BTreeMap<FileKey, Rows>> = job.plans.iter().map(|_| BTreeMap::new()).collect();
+    let mut rows: Vec<ViewRows> = job.plans.iter().map(|p| ViewRows::new(job, p.features.len())).collect();
     for part in parts {
         if job.failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
             return Err(Stop::Cancelled);
@@ -156,20 +179,18 @@ fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) ->
         for (v, plan) in job.plans.iter().enumerate() {
             let mut collector = Collector {
                 part: &part,
-                files: &mut rows[v],
-                width: plan.features.len(),
-                as_of_day: job.as_of_day,
+                rows: &mut rows[v],
             };
             Kernel::new(plan, &part).run(job.range, &mut collector);
-            for (key, file_rows) in rows[v].iter_mut() {
+            for (key, file_rows) in rows[v].files() {
                 if file_rows.is_empty() {
                     continue;
                 }
                 let batch = file_rows.take(&job.schemas[v], job.names.as_deref().map(Vec::as_slice), job.created);
-                let sink = match sinks.entry((v, *key)) {
+                let sink = match sinks.entry((v, key)) {
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::btree_map::Entry::Vacant(e) => {
-                        let target = job.view_dirs[v].join(&job.naming.file(*key, worker));
+                        let target = job.view_dirs[v].join(&job.naming.file(key, worker));
                         e.insert(handle.block_on(ParquetSink::create(&target, job.schemas[v].clone(), &job.options))?)
                     }
                 };
@@ -234,6 +255,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     );
     let partitions = threads * 16;
     let mut loader = Loader::new(columns, lo, hi, args.shard, args.shards, partitions);
+    loader.reserve(stats.rows as usize / args.shards as usize);
     let mut chunks = std::pin::pin!(scan.chunks(threads + 1));
     while let Some(chunk) = chunks.next().await {
         loader.add(&chunk?)?;
@@ -291,9 +313,18 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
             shards: args.shards,
         },
         range: Range { start, end, as_of },
+        first_day: start.div_euclid(DAY),
+        days: ((end - 1).div_euclid(DAY) - start.div_euclid(DAY) + 1) as usize,
         as_of_day: as_of.map_or(0, |a| (a - 1).div_euclid(DAY)),
         created,
-        options: WriteOptions::default(),
+        // feature values are mostly distinct: dictionaries would cost time and save nothing;
+        // a backfill keeps one file open per day and worker, so row groups flush at 4 MiB
+        options: WriteOptions {
+            dictionary: false,
+            delta_integers: true,
+            row_group_bytes: 4 * 1024 * 1024,
+            ..WriteOptions::default()
+        },
         failed: AtomicBool::new(false),
     });
     let progress = Arc::new(Progress::new("compute", loader.rows_kept));

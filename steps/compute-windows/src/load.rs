@@ -203,6 +203,22 @@ impl Loader {
         }
     }
 
+    /// Makes room for about `rows` rows, spread evenly over the partitions, so the
+    /// columns do not grow (and copy) while they are read.
+    pub fn reserve(&mut self, rows: usize) {
+        let each = rows / self.parts.len() + rows / self.parts.len() / 16 + 64;
+        for part in &mut self.parts {
+            part.entity.reserve(each);
+            part.ts.reserve(each);
+            for v in &mut part.values {
+                v.reserve(each);
+            }
+            for k in &mut part.keys {
+                k.keys.reserve(each);
+            }
+        }
+    }
+
     pub fn add(&mut self, chunk: &Chunk) -> Result<()> {
         let mut row = chunk.first_row;
         for batch in &chunk.batches {

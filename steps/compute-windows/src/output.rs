@@ -131,23 +131,22 @@ impl Rows {
     /// Takes the rows as a batch of `schema`: entities named back when they are strings,
     /// features cast to their dtype, every row stamped `created`.
     pub fn take(&mut self, schema: &SchemaRef, names: Option<&[String]>, created: i64) -> RecordBatch {
+        // drained, not moved: the buffers keep their capacity for the next partition
         let n = self.len();
-        let entity = std::mem::take(&mut self.entity);
         let mut columns: Vec<ArrayRef> = vec![
             match names {
                 Some(names) => Arc::new(StringArray::from_iter_values(
-                    entity.iter().map(|&id| &names[id as usize]),
+                    self.entity.drain(..).map(|id| &names[id as usize]),
                 )),
-                None => Arc::new(Int64Array::from(entity)),
+                None => Arc::new(Int64Array::from_iter_values(self.entity.drain(..))),
             },
-            Arc::new(TimestampMicrosecondArray::from(std::mem::take(&mut self.ts)).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(self.ts.drain(..)).with_timezone("UTC")),
         ];
         for (k, values) in self.features.iter_mut().enumerate() {
-            let values = std::mem::take(values);
             columns.push(match schema.field(k + 2).data_type() {
-                DataType::Int64 => Arc::new(Int64Array::from_iter_values(values.iter().map(|&v| v.round() as i64))),
-                DataType::Float32 => Arc::new(Float32Array::from_iter_values(values.iter().map(|&v| v as f32))),
-                _ => Arc::new(Float64Array::from(values)),
+                DataType::Int64 => Arc::new(Int64Array::from_iter_values(values.drain(..).map(|v| v.round() as i64))),
+                DataType::Float32 => Arc::new(Float32Array::from_iter_values(values.drain(..).map(|v| v as f32))),
+                _ => Arc::new(Float64Array::from_iter_values(values.drain(..))),
             });
         }
         columns.push(Arc::new(

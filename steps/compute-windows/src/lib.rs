@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use featurekit::artifact::{Location, ParquetScan, ParquetSink, WriteOptions};
 use featurekit::spec::{Aggregation, Spec};
@@ -83,46 +84,25 @@ fn plans(spec: &Spec) -> (Columns, Vec<Plan>) {
     (columns, plans)
 }
 
-/// Rows of one worker for one view, waiting to be written: one buffer per day of the run,
-/// indexed by day, and one for the as-of rows.
+/// Rows of one worker for one view, waiting to be written: event rows in the kernel's
+/// order with their day (relative to the run's first day), and as-of rows.
 struct ViewRows {
-    first_day: i64,
-    days: Vec<Rows>,
-    as_of_day: i64,
+    events: Rows,
+    day: Vec<u32>,
     as_of: Rows,
-}
-
-impl ViewRows {
-    fn new(job: &Job, width: usize) -> ViewRows {
-        ViewRows {
-            first_day: job.first_day,
-            days: (0..job.days).map(|_| Rows::new(width)).collect(),
-            as_of_day: job.as_of_day,
-            as_of: Rows::new(width),
-        }
-    }
-
-    fn files(&mut self) -> impl Iterator<Item = (FileKey, &mut Rows)> {
-        let first = self.first_day;
-        let days = self
-            .days
-            .iter_mut()
-            .enumerate()
-            .map(move |(d, r)| (FileKey::Day(first + d as i64), r));
-        days.chain(std::iter::once((FileKey::AsOf(self.as_of_day), &mut self.as_of)))
-    }
 }
 
 /// Feeds the kernel's rows of one partition into a view's buffers.
 struct Collector<'a> {
     part: &'a Partition,
+    first_day: i64,
     rows: &'a mut ViewRows,
 }
 
 impl Emit for Collector<'_> {
     fn event(&mut self, row: usize, ts: i64, values: &[f64]) {
-        let day = (ts.div_euclid(DAY) - self.rows.first_day) as usize;
-        self.rows.days[day].push(self.part.entity[row], ts, values);
+        self.rows.events.push(self.part.entity[row], ts, values);
+        self.rows.day.push((ts.div_euclid(DAY) - self.first_day) as u32);
     }
     fn as_of(&mut self, row: usize, ts: i64, values: &[f64]) {
         self.rows.as_of.push(self.part.entity[row], ts, values);
@@ -169,7 +149,16 @@ impl From<Error> for Stop {
 fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) -> Result<Vec<Written>, Stop> {
     let handle = tokio::runtime::Handle::current();
     let mut sinks: BTreeMap<(usize, FileKey), ParquetSink> = BTreeMap::new();
-    let mut rows: Vec<ViewRows> = job.plans.iter().map(|p| ViewRows::new(job, p.features.len())).collect();
+    let mut rows: Vec<ViewRows> = job
+        .plans
+        .iter()
+        .map(|p| ViewRows {
+            events: Rows::new(p.features.len()),
+            day: Vec::new(),
+            as_of: Rows::new(p.features.len()),
+        })
+        .collect();
+    let names = job.names.as_deref().map(Vec::as_slice);
     for part in parts {
         if job.failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
             return Err(Stop::Cancelled);
@@ -179,19 +168,28 @@ fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) ->
         for (v, plan) in job.plans.iter().enumerate() {
             let mut collector = Collector {
                 part: &part,
+                first_day: job.first_day,
                 rows: &mut rows[v],
             };
             Kernel::new(plan, &part).run(job.range, &mut collector);
-            for (key, file_rows) in rows[v].files() {
-                if file_rows.is_empty() {
-                    continue;
-                }
-                let batch = file_rows.take(&job.schemas[v], job.names.as_deref().map(Vec::as_slice), job.created);
+            let schema = &job.schemas[v];
+            let r = &mut rows[v];
+            let mut batches: Vec<(FileKey, RecordBatch)> = r
+                .events
+                .take_grouped(&r.day, job.days, schema, names, job.created)
+                .into_iter()
+                .map(|(d, b)| (FileKey::Day(job.first_day + d as i64), b))
+                .collect();
+            r.day.clear();
+            if !r.as_of.is_empty() {
+                batches.push((FileKey::AsOf(job.as_of_day), r.as_of.take(schema, names, job.created, None)));
+            }
+            for (key, batch) in batches {
                 let sink = match sinks.entry((v, key)) {
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::btree_map::Entry::Vacant(e) => {
                         let target = job.view_dirs[v].join(&job.naming.file(key, worker));
-                        e.insert(handle.block_on(ParquetSink::create(&target, job.schemas[v].clone(), &job.options))?)
+                        e.insert(handle.block_on(ParquetSink::create(&target, schema.clone(), &job.options))?)
                     }
                 };
                 handle.block_on(sink.write(&batch))?;

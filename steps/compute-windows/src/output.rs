@@ -129,30 +129,69 @@ impl Rows {
     }
 
     /// Takes the rows as a batch of `schema`: entities named back when they are strings,
-    /// features cast to their dtype, every row stamped `created`.
-    pub fn take(&mut self, schema: &SchemaRef, names: Option<&[String]>, created: i64) -> RecordBatch {
-        // drained, not moved: the buffers keep their capacity for the next partition
+    /// features cast to their dtype, every row stamped `created`. Rows are taken in the
+    /// order of `order` (all rows when `None`).
+    pub fn take(&mut self, schema: &SchemaRef, names: Option<&[String]>, created: i64, order: Option<&[u32]>) -> RecordBatch {
+        fn gather<'a, T: Copy>(v: &'a [T], order: Option<&'a [u32]>) -> Box<dyn Iterator<Item = T> + 'a> {
+            match order {
+                Some(o) => Box::new(o.iter().map(move |&i| v[i as usize])),
+                None => Box::new(v.iter().copied()),
+            }
+        }
         let n = self.len();
         let mut columns: Vec<ArrayRef> = vec![
             match names {
-                Some(names) => Arc::new(StringArray::from_iter_values(
-                    self.entity.drain(..).map(|id| &names[id as usize]),
-                )),
-                None => Arc::new(Int64Array::from_iter_values(self.entity.drain(..))),
+                Some(names) => Arc::new(StringArray::from_iter_values(gather(&self.entity, order).map(|id| &names[id as usize]))),
+                None => Arc::new(Int64Array::from_iter_values(gather(&self.entity, order))),
             },
-            Arc::new(TimestampMicrosecondArray::from_iter_values(self.ts.drain(..)).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(gather(&self.ts, order)).with_timezone("UTC")),
         ];
-        for (k, values) in self.features.iter_mut().enumerate() {
+        for (k, values) in self.features.iter().enumerate() {
+            let values = gather(values, order);
             columns.push(match schema.field(k + 2).data_type() {
-                DataType::Int64 => Arc::new(Int64Array::from_iter_values(values.drain(..).map(|v| v.round() as i64))),
-                DataType::Float32 => Arc::new(Float32Array::from_iter_values(values.drain(..).map(|v| v as f32))),
-                _ => Arc::new(Float64Array::from_iter_values(values.drain(..))),
+                DataType::Int64 => Arc::new(Int64Array::from_iter_values(values.map(|v| v.round() as i64))),
+                DataType::Float32 => Arc::new(Float32Array::from_iter_values(values.map(|v| v as f32))),
+                _ => Arc::new(Float64Array::from_iter_values(values)),
             });
         }
-        columns.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![created; n]).with_timezone("UTC"),
-        ));
+        columns.push(Arc::new(TimestampMicrosecondArray::from(vec![created; n]).with_timezone("UTC")));
+        // cleared, not moved: the buffers keep their capacity for the next partition
+        self.entity.clear();
+        self.ts.clear();
+        self.features.iter_mut().for_each(Vec::clear);
         RecordBatch::try_new(schema.clone(), columns).expect("rows match the view's schema")
+    }
+
+    /// Takes the rows grouped by `group[i]` (below `groups`): one batch per non-empty group.
+    /// Rows arrive entity by entity, each spanning many days; writing them straight into
+    /// per-day buffers scatters every column over as many streams, so they are buffered
+    /// in arrival order and put in day order here, by a counting sort.
+    pub fn take_grouped(
+        &mut self,
+        group: &[u32],
+        groups: usize,
+        schema: &SchemaRef,
+        names: Option<&[String]>,
+        created: i64,
+    ) -> Vec<(usize, RecordBatch)> {
+        let mut starts = vec![0usize; groups + 1];
+        for &g in group {
+            starts[g as usize + 1] += 1;
+        }
+        for g in 0..groups {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; group.len()];
+        for (i, &g) in group.iter().enumerate() {
+            order[next[g as usize]] = i as u32;
+            next[g as usize] += 1;
+        }
+        let batch = self.take(schema, names, created, Some(&order));
+        (0..groups)
+            .filter(|&g| starts[g + 1] > starts[g])
+            .map(|g| (g, batch.slice(starts[g], starts[g + 1] - starts[g])))
+            .collect()
     }
 }
 

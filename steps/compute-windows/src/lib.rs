@@ -182,7 +182,10 @@ fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) ->
                 .collect();
             r.day.clear();
             if !r.as_of.is_empty() {
-                batches.push((FileKey::AsOf(job.as_of_day), r.as_of.take(schema, names, job.created, None)));
+                batches.push((
+                    FileKey::AsOf(job.as_of_day),
+                    r.as_of.take(schema, names, job.created, None),
+                ));
             }
             for (key, batch) in batches {
                 let sink = match sinks.entry((v, key)) {

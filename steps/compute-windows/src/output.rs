@@ -131,7 +131,13 @@ impl Rows {
     /// Takes the rows as a batch of `schema`: entities named back when they are strings,
     /// features cast to their dtype, every row stamped `created`. Rows are taken in the
     /// order of `order` (all rows when `None`).
-    pub fn take(&mut self, schema: &SchemaRef, names: Option<&[String]>, created: i64, order: Option<&[u32]>) -> RecordBatch {
+    pub fn take(
+        &mut self,
+        schema: &SchemaRef,
+        names: Option<&[String]>,
+        created: i64,
+        order: Option<&[u32]>,
+    ) -> RecordBatch {
         fn gather<'a, T: Copy>(v: &'a [T], order: Option<&'a [u32]>) -> Box<dyn Iterator<Item = T> + 'a> {
             match order {
                 Some(o) => Box::new(o.iter().map(move |&i| v[i as usize])),
@@ -141,7 +147,9 @@ impl Rows {
         let n = self.len();
         let mut columns: Vec<ArrayRef> = vec![
             match names {
-                Some(names) => Arc::new(StringArray::from_iter_values(gather(&self.entity, order).map(|id| &names[id as usize]))),
+                Some(names) => Arc::new(StringArray::from_iter_values(
+                    gather(&self.entity, order).map(|id| &names[id as usize]),
+                )),
                 None => Arc::new(Int64Array::from_iter_values(gather(&self.entity, order))),
             },
             Arc::new(TimestampMicrosecondArray::from_iter_values(gather(&self.ts, order)).with_timezone("UTC")),
@@ -154,7 +162,9 @@ impl Rows {
                 _ => Arc::new(Float64Array::from_iter_values(values)),
             });
         }
-        columns.push(Arc::new(TimestampMicrosecondArray::from(vec![created; n]).with_timezone("UTC")));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![created; n]).with_timezone("UTC"),
+        ));
         // cleared, not moved: the buffers keep their capacity for the next partition
         self.entity.clear();
         self.ts.clear();

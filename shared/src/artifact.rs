@@ -137,24 +137,23 @@ impl Location {
                 match stores.get(&cache_key) {
                     Some(s) => s.clone(),
                     None => {
+                        let config = |e: object_store::Error| Error::config(format!("{shown}: {e}"));
                         let built: Arc<dyn ObjectStore> = if scheme == "gs" {
-                            let mut b = GoogleCloudStorageBuilder::from_env()
+                            let b = GoogleCloudStorageBuilder::from_env()
                                 .with_bucket_name(&bucket)
                                 .with_retry(retry_config());
-                            for (k, v) in options {
-                                let key = k.parse().map_err(|e| Error::config(format!("{shown}: {e}")))?;
-                                b = b.with_config(key, *v);
-                            }
-                            Arc::new(b.build().map_err(|e| Error::config(format!("{shown}: {e}")))?)
+                            let b = options
+                                .iter()
+                                .try_fold(b, |b, (k, v)| Ok(b.with_config(k.parse()?, *v)));
+                            Arc::new(b.and_then(|b| b.build()).map_err(config)?)
                         } else {
-                            let mut b = AmazonS3Builder::from_env()
+                            let b = AmazonS3Builder::from_env()
                                 .with_bucket_name(&bucket)
                                 .with_retry(retry_config());
-                            for (k, v) in options {
-                                let key = k.parse().map_err(|e| Error::config(format!("{shown}: {e}")))?;
-                                b = b.with_config(key, *v);
-                            }
-                            Arc::new(b.build().map_err(|e| Error::config(format!("{shown}: {e}")))?)
+                            let b = options
+                                .iter()
+                                .try_fold(b, |b, (k, v)| Ok(b.with_config(k.parse()?, *v)));
+                            Arc::new(b.and_then(|b| b.build()).map_err(config)?)
                         };
                         stores.insert(cache_key, built.clone());
                         built

@@ -76,33 +76,34 @@ fn ok(out: &Output) {
     );
 }
 
-/// One output row: kind (event or as-of), user, timestamp, features as text.
+/// One output row: user, timestamp, features as text.
 type Row = (i64, i64, String);
 
 fn read_rows(dir: &Path) -> Vec<Row> {
-    rt().block_on(async {
-        let (batches, _) = ParquetScan::open(&Location::parse(dir.to_str().unwrap()).unwrap())
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let mut rows = vec![];
-        for b in &batches {
-            let users = b.column(0).as_primitive::<Int64Type>();
-            let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
-            for i in 0..b.num_rows() {
-                let features: Vec<String> = (2..8)
-                    .map(|c| match b.column(c).data_type() {
-                        DataType::Int64 => b.column(c).as_primitive::<Int64Type>().value(i).to_string(),
-                        _ => format!("{:.9}", b.column(c).as_primitive::<Float64Type>().value(i)),
-                    })
-                    .collect();
-                rows.push((users.value(i), ts.value(i), features.join(",")));
-            }
+    let (batches, _) = scan(dir);
+    let mut rows = vec![];
+    for b in &batches {
+        let users = b.column(0).as_primitive::<Int64Type>();
+        let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
+        for i in 0..b.num_rows() {
+            let features: Vec<String> = (2..8)
+                .map(|c| match b.column(c).data_type() {
+                    DataType::Int64 => b.column(c).as_primitive::<Int64Type>().value(i).to_string(),
+                    _ => format!("{:.9}", b.column(c).as_primitive::<Float64Type>().value(i)),
+                })
+                .collect();
+            rows.push((users.value(i), ts.value(i), features.join(",")));
         }
-        rows.sort();
-        rows
+    }
+    rows.sort();
+    rows
+}
+
+/// Every batch below a path, and what the scan found.
+fn scan(path: &Path) -> (Vec<RecordBatch>, featurekit::artifact::ScanStats) {
+    rt().block_on(async {
+        let location = Location::parse(path.to_str().unwrap()).unwrap();
+        ParquetScan::open(&location).await.unwrap().collect().await.unwrap()
     })
 }
 
@@ -150,14 +151,7 @@ fn writes_feast_offline_parquet_by_day() {
         "{names:?}"
     );
 
-    let (batches, _) = rt().block_on(async {
-        ParquetScan::open(&Location::parse(view.to_str().unwrap()).unwrap())
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap()
-    });
+    let (batches, _) = scan(&view);
     let schema = batches[0].schema();
     let got: Vec<(String, String)> = schema
         .fields()
@@ -207,14 +201,7 @@ fn writes_feast_offline_parquet_by_day() {
 }
 
 fn read_raw(input: &Path) -> Vec<(i64, i64)> {
-    let (batches, _) = rt().block_on(async {
-        ParquetScan::open(&Location::parse(input.to_str().unwrap()).unwrap())
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap()
-    });
+    let (batches, _) = scan(input);
     batches
         .iter()
         .flat_map(|b| {
@@ -431,14 +418,7 @@ fn empty_input_gives_an_empty_dataset_with_the_schema() {
     ));
     let view = out.join("user_transaction_features");
     assert_eq!(files(&view), vec!["2025-11-02-part-0-of-1-0.parquet"]);
-    let (batches, stats) = rt().block_on(async {
-        ParquetScan::open(&Location::parse(view.to_str().unwrap()).unwrap())
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap()
-    });
+    let (batches, stats) = scan(&view);
     assert_eq!(stats.rows, 0);
     assert!(batches.iter().all(|b| b.num_rows() == 0));
 }

@@ -145,8 +145,13 @@ impl From<Error> for Stop {
     }
 }
 
-/// One worker: sorts its partitions, computes every view, writes its own files.
-fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) -> Result<Vec<Written>, Stop> {
+/// Partitions not yet taken, the smallest first: workers take the largest left, so a
+/// partition holding a very heavy entity starts early and the workers finish together.
+type Queue = std::sync::Mutex<Vec<Partition>>;
+
+/// One worker: takes partitions until none are left, sorts each, computes every view,
+/// writes its own files.
+fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<Vec<Written>, Stop> {
     let handle = tokio::runtime::Handle::current();
     let mut sinks: BTreeMap<(usize, FileKey), ParquetSink> = BTreeMap::new();
     let mut rows: Vec<ViewRows> = job
@@ -159,7 +164,11 @@ fn work(job: &Job, worker: usize, parts: Vec<Partition>, progress: &Progress) ->
         })
         .collect();
     let names = job.names.as_deref().map(Vec::as_slice);
-    for part in parts {
+    loop {
+        // (taken in a statement of its own: a guard in the `while let` would live, and lock
+        // the queue, for the whole iteration)
+        let next = queue.lock().expect("partition queue").pop();
+        let Some(part) = next else { break };
         if job.failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
             return Err(Stop::Cancelled);
         }
@@ -329,18 +338,16 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         failed: AtomicBool::new(false),
     });
     let progress = Arc::new(Progress::new("compute", loader.rows_kept));
-    let mut assigned: Vec<Vec<Partition>> = (0..threads).map(|_| Vec::new()).collect();
-    for (p, part) in std::mem::take(&mut loader.parts).into_iter().enumerate() {
-        assigned[p % threads].push(part);
-    }
-    let workers: Vec<_> = assigned
-        .into_iter()
-        .enumerate()
-        .map(|(w, parts)| {
+    let mut parts = std::mem::take(&mut loader.parts);
+    parts.sort_by_key(|p| p.ts.len());
+    let queue = Arc::new(Queue::new(parts));
+    let workers: Vec<_> = (0..threads)
+        .map(|w| {
             let job = job.clone();
             let progress = progress.clone();
+            let queue = queue.clone();
             tokio::task::spawn_blocking(move || {
-                let result = work(&job, w, parts, &progress);
+                let result = work(&job, w, &queue, &progress);
                 if result.is_err() {
                     job.failed.store(true, Ordering::Relaxed);
                 }

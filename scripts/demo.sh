@@ -25,7 +25,8 @@ import sys, pyarrow.dataset as ds
 t = ds.dataset(sys.argv[1]).to_table()
 print(f"  {t.num_rows} rows in {sys.argv[1]}; a heavy user's last rows:")
 top = t.group_by("user_id").aggregate([("user_id", "count")]).sort_by([("user_id_count", "descending")]).column("user_id")[0].as_py()
-rows = t.filter(ds.field("user_id") == top).sort_by("event_timestamp").slice(-4)
+rows = t.filter(ds.field("user_id") == top).sort_by("event_timestamp")
+rows = rows.slice(max(rows.num_rows - 4, 0))
 cols = [c for c in rows.column_names if c != "created_timestamp"]
 for r in rows.select(cols).to_pylist():
     r["event_timestamp"] = r["event_timestamp"].strftime("%Y-%m-%d %H:%M:%S")

@@ -255,19 +255,6 @@ impl Location {
             Err(e) => Err(Error::from(e).context(format!("deleting {}", self.shown))),
         }
     }
-
-    /// Deletes every object below this prefix (or the object itself); for replacing
-    /// a partition on rerun. Returns how many were deleted.
-    pub async fn delete_all(&self) -> Result<usize> {
-        let objects = self.list().await?;
-        for meta in &objects {
-            match self.store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::from(e).context(format!("deleting {}", meta.location))),
-            }
-        }
-        Ok(objects.len())
-    }
 }
 
 // ---- aborting unfinished uploads ---------------------------------------------------
@@ -796,6 +783,17 @@ mod tests {
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 100, "only the row group [100, 200) is read");
         assert_eq!(batches[0].num_columns(), 1);
+
+        let small = Location::parse("memory://unit/notes/summary.json").unwrap();
+        small.write(bytes::Bytes::from_static(b"{}")).await.unwrap();
+        assert_eq!(small.read().await.unwrap().as_ref(), b"{}");
+        small.delete().await.unwrap();
+        small.delete().await.unwrap(); // already gone is fine
+        assert_eq!(
+            small.read().await.unwrap_err().kind(),
+            Kind::Data,
+            "a missing input is the data's fault"
+        );
 
         let missing = ParquetScan::open(&out)
             .await

@@ -463,8 +463,9 @@ pub struct ScanStats {
     pub row_groups_pruned: usize,
     /// Rows in the row groups that will be read.
     pub rows: u64,
-    /// Smallest and largest value of the pruning column over *all* row groups (pruned or
-    /// not), in microseconds for timestamps; `None` when a row group has no statistics.
+    /// Smallest and largest value of the pruning column over the row groups that have
+    /// statistics, pruned or not (in microseconds for timestamps); `None` when none has.
+    /// A row group without statistics is never pruned, so its rows are read.
     pub min: Option<i64>,
     pub max: Option<i64>,
 }
@@ -524,7 +525,6 @@ impl ParquetScan {
         };
         let mut units = Vec::new();
         let mut files = Vec::new();
-        let mut all_have_stats = true;
         let (mut min, mut max) = (i64::MAX, i64::MIN);
         for meta in &self.files {
             let reader_meta = load_metadata(&store, meta).await?;
@@ -555,10 +555,7 @@ impl ParquetScan {
                             max = max.max(hi_rg);
                             hi_rg >= *lo && lo_rg < *hi
                         }
-                        None => {
-                            all_have_stats = false;
-                            true
-                        }
+                        None => true,
                     },
                 };
                 if keep {
@@ -575,7 +572,7 @@ impl ParquetScan {
             }
             files.push((meta.clone(), reader_meta, mask));
         }
-        if self.range.is_some() && all_have_stats && min <= max {
+        if min <= max {
             (stats.min, stats.max) = (Some(min), Some(max));
         }
         Ok(ScanPlan {

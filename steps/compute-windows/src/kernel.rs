@@ -1,4 +1,5 @@
-//! The window kernel: every feature of one view for events sorted by (entity, timestamp).
+//! The window kernel: every feature of one view for events grouped by entity, each
+//! entity's events sorted by time (entities themselves in any order).
 //!
 //! For an event at `t`, a window `w` covers the entity's events in `[t - w, t)`. Within one
 //! entity the events are sorted by time, so the window's bounds only move forward: `r`, the
@@ -65,7 +66,7 @@ impl KeyColumn {
     }
 }
 
-/// Events of some entities, sorted by (entity, timestamp).
+/// Events of some entities: each entity's events contiguous and sorted by time.
 #[derive(Debug, Clone, Default)]
 pub struct Partition {
     pub entity: Vec<i64>,

@@ -2,9 +2,10 @@
 //!
 //! The data flow: read the raw events once (projected columns, row groups pruned to the
 //! lookback range, decoded in parallel), keep this shard's entities and split them into
-//! partitions by entity hash; then each worker thread sorts its partitions by (entity,
-//! time), runs the window [`kernel`] for every feature view, and streams the rows into its
-//! own Parquet files ([`output`]), one per UTC day.
+//! partitions by entity hash; then each worker thread takes the largest partition left,
+//! groups it by entity with each entity's events in time order, runs the window [`kernel`]
+//! for every feature view, and streams the rows into its own Parquet files ([`output`]),
+//! one per UTC day.
 
 mod cli;
 pub mod kernel;
@@ -193,7 +194,12 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
             if !r.as_of.is_empty() {
                 batches.push((
                     FileKey::AsOf(job.as_of_day),
-                    r.as_of.take(schema, names, job.created, None),
+                    r.as_of.take(
+                        schema,
+                        names,
+                        job.created,
+                        &(0..r.as_of.len() as u32).collect::<Vec<_>>(),
+                    ),
                 ));
             }
             for (key, batch) in batches {
@@ -287,7 +293,11 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     summary.set("invalid_rows_dropped", loader.invalid.count);
 
     // 2. lookback: does the input reach back to start - longest window?
-    let earliest = stats.min.or(loader.earliest);
+    // row groups with statistics (all pruned ones have them) and the rows read cover the input
+    let earliest = match (stats.min, loader.earliest) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let lookback_complete = match earliest {
         Some(e) => e <= lo,
         None => true, // no events at all: nothing is computed from a partial history

@@ -129,22 +129,13 @@ impl Rows {
     }
 
     /// Takes the rows as a batch of `schema`: entities named back when they are strings,
-    /// features cast to their dtype, every row stamped `created`. Rows are taken in the
-    /// order of `order` (all rows when `None`).
-    pub fn take(
-        &mut self,
-        schema: &SchemaRef,
-        names: Option<&[String]>,
-        created: i64,
-        order: Option<&[u32]>,
-    ) -> RecordBatch {
-        fn gather<'a, T: Copy>(v: &'a [T], order: Option<&'a [u32]>) -> Box<dyn Iterator<Item = T> + 'a> {
-            match order {
-                Some(o) => Box::new(o.iter().map(move |&i| v[i as usize])),
-                None => Box::new(v.iter().copied()),
-            }
+    /// features cast to their dtype, every row stamped `created`, in the order of the row
+    /// indices `order`.
+    pub fn take(&mut self, schema: &SchemaRef, names: Option<&[String]>, created: i64, order: &[u32]) -> RecordBatch {
+        fn gather<'a, T: Copy>(v: &'a [T], order: &'a [u32]) -> impl Iterator<Item = T> + 'a {
+            order.iter().map(move |&i| v[i as usize])
         }
-        let n = self.len();
+        let n = order.len();
         let mut columns: Vec<ArrayRef> = vec![
             match names {
                 Some(names) => Arc::new(StringArray::from_iter_values(
@@ -197,7 +188,7 @@ impl Rows {
             order[next[g as usize]] = i as u32;
             next[g as usize] += 1;
         }
-        let batch = self.take(schema, names, created, Some(&order));
+        let batch = self.take(schema, names, created, &order);
         (0..groups)
             .filter(|&g| starts[g + 1] > starts[g])
             .map(|g| (g, batch.slice(starts[g], starts[g + 1] - starts[g])))

@@ -3,6 +3,7 @@
 //! - [`spec`]: `features.yaml`, parsed and checked.
 //! - [`artifact`]: every input and output by URL (path, file://, s3://, gs://, memory://),
 //!   Parquet read and atomic Parquet write over object_store.
+//! - [`feast`]: Feast's online-store bytes: entity keys, hash fields, values, timestamps.
 //! - [`step`]: the step runtime: flags every step shares, logs, progress, the run summary,
 //!   signals and the exit-code table ([`exit`]).
 //! - [`synth`]: deterministic synthetic transactions for the demo, tests and benchmarks.
@@ -11,6 +12,7 @@ pub mod artifact;
 pub mod cli;
 pub mod env;
 pub mod exit;
+pub mod feast;
 pub mod spec;
 pub mod step;
 pub mod synth;

@@ -152,3 +152,115 @@ pub fn files_below(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A real `redis-server` on 127.0.0.1 and a free port, stopped on drop. Its data lives in
+/// its own directory; with `aof` every write is fsynced to an append-only file, so a killed
+/// server comes back with what it had acknowledged.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        RedisServer::with_args(&[])
+    }
+
+    pub fn with_aof() -> RedisServer {
+        RedisServer::with_args(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    pub fn with_args(extra: &[&str]) -> RedisServer {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("redis dir");
+        let mut args: Vec<String> = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(dir.path().display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+            args,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts the server again (after [`kill`](Self::kill)) on the same port and directory.
+    pub fn restart(&mut self) {
+        let mut child = Command::new("redis-server")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (apt-get install redis-server; .ci/run does)");
+        wait_for_port(self.port, &mut child, "redis-server");
+        // ready once it answers (it may still be loading its append-only file)
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(Instant::now() < deadline, "redis-server not ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `redis-cli` against this server and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Every hash below Feast's keys (the featurekit markers left out): key -> field -> value.
+    pub fn dump(&self) -> std::collections::BTreeMap<Vec<u8>, std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
+        let client = redis::Client::open(self.url()).expect("client");
+        let mut conn = client.get_connection().expect("connect");
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");
+        keys.into_iter()
+            .filter(|k| !k.starts_with(b"featurekit:"))
+            .map(|k| {
+                let fields: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+                    redis::cmd("HGETALL").arg(&k).query(&mut conn).expect("HGETALL");
+                (k, fields)
+            })
+            .collect()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

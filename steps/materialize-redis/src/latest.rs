@@ -1,0 +1,303 @@
+//! Each entity's latest row of a feature view, folded from a stream of Parquet chunks.
+//!
+//! Memory is one slot per entity, not per row: the value part of the entity key in one
+//! arena, its event and created times, and the features in typed columns. A row replaces its
+//! entity's slot when `(event_timestamp, created)` is newer or equal (a later row wins a full
+//! tie, as Feast's "keep last").
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit};
+use featurekit::feast::{EntityKeyCodec, KeyValue};
+use featurekit::spec::{Dtype, ValueType};
+use featurekit::{Error, Result};
+use hashbrown::HashTable;
+
+/// The columns of one feature view's rows.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Join keys in the view's entity order, with their declared types.
+    pub join_keys: Vec<(String, ValueType)>,
+    pub timestamp: String,
+    pub created: Option<String>,
+    pub features: Vec<(String, Dtype)>,
+}
+
+impl Layout {
+    /// Every column to read, in a fixed order: join keys, timestamp, created, features.
+    pub fn columns(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.join_keys.iter().map(|k| k.0.clone()).collect();
+        c.push(self.timestamp.clone());
+        c.extend(self.created.clone());
+        c.extend(self.features.iter().map(|f| f.0.clone()));
+        c
+    }
+}
+
+/// A feature column of the winners; NaN stands for null in float columns.
+pub enum Values {
+    Int { values: Vec<i64>, valid: Vec<bool> },
+    Float(Vec<f64>),
+}
+
+pub struct Latest {
+    codec: EntityKeyCodec,
+    arena: Vec<u8>,
+    ends: Vec<u32>,
+    table: HashTable<u32>,
+    hasher: ahash::RandomState,
+    /// Event time of each entity's row, in microseconds since the epoch.
+    pub ts: Vec<i64>,
+    created: Vec<i64>,
+    pub features: Vec<Values>,
+    pub dtypes: Vec<Dtype>,
+    /// Rows read, and of those the rows inside [start, end].
+    pub rows_read: u64,
+    pub rows_in_range: u64,
+    layout: Layout,
+    range: (i64, i64),
+}
+
+/// Typed views of one batch's columns.
+enum KeyCol<'a> {
+    I64(&'a arrow::array::PrimitiveArray<Int64Type>),
+    I32(&'a arrow::array::PrimitiveArray<Int32Type>),
+    Str(&'a arrow::array::StringArray),
+    LargeStr(&'a arrow::array::LargeStringArray),
+    StrView(&'a arrow::array::StringViewArray),
+}
+
+enum FeatCol<'a> {
+    I64(&'a arrow::array::PrimitiveArray<Int64Type>),
+    I32(&'a arrow::array::PrimitiveArray<Int32Type>),
+    F64(&'a arrow::array::PrimitiveArray<Float64Type>),
+    F32(&'a arrow::array::PrimitiveArray<Float32Type>),
+}
+
+impl Latest {
+    /// `range`: inclusive `[start, end]` in microseconds.
+    pub fn new(codec: EntityKeyCodec, layout: Layout, range: (i64, i64)) -> Latest {
+        let features = layout
+            .features
+            .iter()
+            .map(|(_, d)| match d {
+                Dtype::Int64 => Values::Int {
+                    values: vec![],
+                    valid: vec![],
+                },
+                Dtype::Float32 | Dtype::Float64 => Values::Float(vec![]),
+            })
+            .collect();
+        Latest {
+            codec,
+            arena: vec![],
+            ends: vec![],
+            table: HashTable::new(),
+            hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
+            ts: vec![],
+            created: vec![],
+            features,
+            dtypes: layout.features.iter().map(|f| f.1).collect(),
+            rows_read: 0,
+            rows_in_range: 0,
+            layout,
+            range,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// The value part of entity `i`'s key (see [`EntityKeyCodec::encode_values`]).
+    pub fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.arena[start..self.ends[i] as usize]
+    }
+
+    /// Folds one batch; `file` and `first_row` name offending rows in errors.
+    pub fn add(&mut self, batch: &RecordBatch, file: &str, first_row: u64) -> Result<()> {
+        let at = |row: usize, msg: String| Error::data(format!("{file}: row {}: {msg}", first_row + row as u64));
+        let layout = &self.layout;
+        let col = |name: &str| -> Result<&ArrayRef> {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::data(format!("{file}: missing column `{name}`")))
+        };
+        let wrong = |name: &str, t: &DataType, want: &str| {
+            Error::data(format!("{file}: column `{name}` is {t}, expected {want}"))
+        };
+        let mut keys = Vec::with_capacity(layout.join_keys.len());
+        for (name, vt) in &layout.join_keys {
+            let a = col(name)?;
+            keys.push(match (vt, a.data_type()) {
+                (ValueType::Int64, DataType::Int64) => KeyCol::I64(a.as_primitive()),
+                (ValueType::Int64, DataType::Int32) => KeyCol::I32(a.as_primitive()),
+                (ValueType::String, DataType::Utf8) => KeyCol::Str(a.as_string()),
+                (ValueType::String, DataType::LargeUtf8) => KeyCol::LargeStr(a.as_string()),
+                (ValueType::String, DataType::Utf8View) => KeyCol::StrView(a.as_string_view()),
+                (vt, t) => {
+                    return Err(wrong(
+                        name,
+                        t,
+                        &format!("an integer or string column for a {vt:?} entity key"),
+                    ));
+                }
+            });
+        }
+        let ts = micros(col(&layout.timestamp)?, &layout.timestamp, file)?;
+        let created = match &layout.created {
+            Some(c) => Some(micros(col(c)?, c, file)?),
+            None => None,
+        };
+        let mut feats = Vec::with_capacity(layout.features.len());
+        for (name, dtype) in &layout.features {
+            let a = col(name)?;
+            feats.push(match (dtype, a.data_type()) {
+                (Dtype::Int64, DataType::Int64) => FeatCol::I64(a.as_primitive()),
+                (Dtype::Int64, DataType::Int32) => FeatCol::I32(a.as_primitive()),
+                (Dtype::Float32 | Dtype::Float64, DataType::Float64) => FeatCol::F64(a.as_primitive()),
+                (Dtype::Float32 | Dtype::Float64, DataType::Float32) => FeatCol::F32(a.as_primitive()),
+                (d, t) => return Err(wrong(name, t, &format!("a column that holds dtype {d:?}"))),
+            });
+        }
+
+        let mut buf = Vec::with_capacity(64);
+        let mut values: Vec<KeyValue> = Vec::with_capacity(keys.len());
+        let (start, end) = self.range;
+        self.rows_read += batch.num_rows() as u64;
+        for row in 0..batch.num_rows() {
+            let Some(t) = ts.get(row) else {
+                return Err(at(row, format!("null `{}`", layout.timestamp)));
+            };
+            values.clear();
+            for (k, (name, _)) in keys.iter().zip(&layout.join_keys) {
+                let v = match k {
+                    KeyCol::I64(a) => a.is_valid(row).then(|| KeyValue::Int64(a.value(row))),
+                    KeyCol::I32(a) => a.is_valid(row).then(|| KeyValue::Int64(a.value(row) as i64)),
+                    KeyCol::Str(a) => a.is_valid(row).then(|| KeyValue::String(a.value(row))),
+                    KeyCol::LargeStr(a) => a.is_valid(row).then(|| KeyValue::String(a.value(row))),
+                    KeyCol::StrView(a) => a.is_valid(row).then(|| KeyValue::String(a.value(row))),
+                };
+                values.push(v.ok_or_else(|| at(row, format!("null entity key `{name}`")))?);
+            }
+            if t < start || t > end {
+                continue;
+            }
+            self.rows_in_range += 1;
+            let c = created.as_ref().and_then(|c| c.get(row)).unwrap_or(i64::MIN);
+            buf.clear();
+            self.codec.encode_values(&values, &mut buf);
+            let hash = self.hasher.hash_one(&buf[..]);
+            let (arena, ends) = (&self.arena, &self.ends);
+            let slot = self.table.find(hash, |&i| {
+                let i = i as usize;
+                let s = if i == 0 { 0 } else { ends[i - 1] as usize };
+                arena[s..ends[i] as usize] == buf[..]
+            });
+            let i = match slot {
+                Some(&i) => {
+                    let i = i as usize;
+                    if (t, c) < (self.ts[i], self.created[i]) {
+                        continue;
+                    }
+                    self.ts[i] = t;
+                    self.created[i] = c;
+                    i
+                }
+                None => {
+                    let i = self.ts.len();
+                    self.arena.extend_from_slice(&buf);
+                    self.ends.push(self.arena.len() as u32);
+                    let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
+                    self.table.insert_unique(hash, i as u32, |&j| {
+                        let j = j as usize;
+                        let s = if j == 0 { 0 } else { ends[j - 1] as usize };
+                        hasher.hash_one(&arena[s..ends[j] as usize])
+                    });
+                    self.ts.push(t);
+                    self.created.push(c);
+                    for f in &mut self.features {
+                        match f {
+                            Values::Int { values, valid } => {
+                                values.push(0);
+                                valid.push(false);
+                            }
+                            Values::Float(v) => v.push(f64::NAN),
+                        }
+                    }
+                    i
+                }
+            };
+            for (f, col) in self.features.iter_mut().zip(&feats) {
+                match (f, col) {
+                    (Values::Int { values, valid }, FeatCol::I64(a)) => {
+                        valid[i] = a.is_valid(row);
+                        values[i] = a.value(row);
+                    }
+                    (Values::Int { values, valid }, FeatCol::I32(a)) => {
+                        valid[i] = a.is_valid(row);
+                        values[i] = a.value(row) as i64;
+                    }
+                    (Values::Float(v), FeatCol::F64(a)) => {
+                        v[i] = if a.is_valid(row) { a.value(row) } else { f64::NAN };
+                    }
+                    (Values::Float(v), FeatCol::F32(a)) => {
+                        v[i] = if a.is_valid(row) { a.value(row) as f64 } else { f64::NAN };
+                    }
+                    _ => unreachable!("columns are typed from the dtypes above"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees the lookup table once every row is folded.
+    pub fn seal(&mut self) {
+        self.table = HashTable::new();
+        self.created = vec![];
+    }
+
+    pub fn codec(&self) -> &EntityKeyCodec {
+        &self.codec
+    }
+}
+
+/// A timestamp column as microseconds (`None` for nulls).
+struct Micros {
+    array: arrow::array::PrimitiveArray<Int64Type>,
+    mul: i64,
+    div: i64,
+}
+
+impl Micros {
+    fn get(&self, row: usize) -> Option<i64> {
+        self.array
+            .is_valid(row)
+            .then(|| self.array.value(row).saturating_mul(self.mul).div_euclid(self.div))
+    }
+}
+
+fn micros(a: &ArrayRef, name: &str, file: &str) -> Result<Micros> {
+    let (mul, div) = match a.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => (1_000_000, 1),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => (1_000, 1),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => (1, 1),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => (1, 1_000),
+        t => {
+            return Err(Error::data(format!(
+                "{file}: column `{name}` is {t}, expected a timestamp"
+            )));
+        }
+    };
+    // every timestamp unit is an i64 underneath: reinterpret the buffers, no copy
+    let data = a.to_data().into_builder().data_type(DataType::Int64).build()?;
+    Ok(Micros {
+        array: arrow::array::PrimitiveArray::<Int64Type>::from(data),
+        mul,
+        div,
+    })
+}

@@ -1,0 +1,240 @@
+//! Where the online store is, how to connect to it, and how its failures map to exit codes.
+
+use std::time::Duration;
+
+use featurekit::{Error, Kind, Result};
+use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, RedisError, Value};
+
+/// A parsed `--redis`: one node, or a cluster's seed nodes.
+#[derive(Clone)]
+pub struct Target {
+    nodes: Vec<ConnectionInfo>,
+    tls: bool,
+    username: Option<String>,
+    password: Option<String>,
+    db: i64,
+    pub cluster: bool,
+    pub shown: String,
+}
+
+impl Target {
+    /// Parses a redis:// or rediss:// URL, or Feast's connection_string
+    /// (`host:port[,host:port...][,ssl=true][,password=...][,username=...][,db=N]`).
+    pub fn parse(text: &str, password: Option<&str>, cluster: bool) -> Result<Target> {
+        let shown = Target::shown(text);
+        let bad = |msg: String| Error::config(format!("--redis {shown}: {msg}"));
+        let mut t = Target {
+            nodes: vec![],
+            tls: false,
+            username: None,
+            password: None,
+            db: 0,
+            cluster,
+            shown: shown.clone(),
+        };
+        if text.contains("://") {
+            let info = text.into_connection_info().map_err(|e| bad(e.to_string()))?;
+            let settings = info.redis_settings();
+            t.username = settings.username().map(str::to_string);
+            t.password = settings.password().map(str::to_string);
+            t.db = settings.db();
+            t.tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+            t.nodes.push(info);
+        } else {
+            let mut hosts = vec![];
+            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match part.split_once('=') {
+                    Some((k, v)) => {
+                        // Feast JSON-decodes each value: strings may come quoted
+                        let v = v.trim().trim_matches('"');
+                        match k.trim() {
+                            "ssl" => t.tls = matches!(v.to_ascii_lowercase().as_str(), "true" | "1"),
+                            "password" => t.password = Some(v.to_string()),
+                            "username" => t.username = Some(v.to_string()),
+                            "db" => t.db = v.parse().map_err(|_| bad(format!("db `{v}` is not a number")))?,
+                            // connection-pool options of redis-py that do not apply here
+                            "ssl_cert_reqs"
+                            | "ssl_ca_certs"
+                            | "ssl_certfile"
+                            | "ssl_keyfile"
+                            | "socket_timeout"
+                            | "socket_connect_timeout"
+                            | "health_check_interval" => {}
+                            other => return Err(bad(format!("unknown option `{other}`"))),
+                        }
+                    }
+                    None => hosts.push(part),
+                }
+            }
+            if hosts.is_empty() {
+                return Err(bad("no host:port".into()));
+            }
+            for host in hosts {
+                let scheme = if t.tls { "rediss" } else { "redis" };
+                let info = format!("{scheme}://{host}/{}", t.db)
+                    .into_connection_info()
+                    .map_err(|e| bad(e.to_string()))?;
+                t.nodes.push(info);
+            }
+        }
+        if let Some(p) = password {
+            t.password = Some(p.to_string());
+        }
+        for info in &mut t.nodes {
+            let mut settings = info.redis_settings().clone().set_db(t.db);
+            if let Some(u) = &t.username {
+                settings = settings.set_username(u);
+            }
+            if let Some(p) = &t.password {
+                settings = settings.set_password(p);
+            }
+            *info = info.clone().set_redis_settings(settings);
+        }
+        Ok(t)
+    }
+
+    /// The connection string with any password replaced, for logs and summaries.
+    pub fn shown(text: &str) -> String {
+        if text.contains("://") {
+            return featurekit::artifact::redact(text);
+        }
+        text.split(',')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.trim() == "password" => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Opens one connection (to every node, for a cluster).
+    pub fn connect(&self, timeout: Duration) -> std::result::Result<Conn, RedisError> {
+        if self.cluster {
+            let mut builder = redis::cluster::ClusterClient::builder(self.nodes.clone())
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(0);
+            if let Some(p) = &self.password {
+                builder = builder.password(p);
+            }
+            if let Some(u) = &self.username {
+                builder = builder.username(u);
+            }
+            if self.tls {
+                builder = builder.tls(redis::TlsMode::Secure);
+            }
+            Ok(Conn::Cluster(builder.build()?.get_connection()?))
+        } else {
+            let client = redis::Client::open(self.nodes[0].clone())?;
+            let conn = client.get_connection_with_timeout(timeout)?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            Ok(Conn::Single(conn))
+        }
+    }
+}
+
+/// An open connection: one node, or a cluster that routes each command to its slot's node.
+pub enum Conn {
+    Single(redis::Connection),
+    Cluster(redis::cluster::ClusterConnection),
+}
+
+impl Conn {
+    /// Sends the commands as one pipeline (no MULTI, as Feast) and returns their replies.
+    pub fn pipeline(&mut self, cmds: Vec<Cmd>) -> std::result::Result<Vec<Value>, RedisError> {
+        match self {
+            Conn::Single(conn) => {
+                let mut pipe = redis::Pipeline::with_capacity(cmds.len());
+                for c in cmds {
+                    pipe.add_command(c);
+                }
+                pipe.query(conn)
+            }
+            Conn::Cluster(conn) => {
+                let mut pipe = redis::cluster::ClusterPipeline::with_capacity(cmds.len());
+                for c in cmds {
+                    pipe.add_command(c);
+                }
+                pipe.query(conn)
+            }
+        }
+    }
+
+    /// Runs one command.
+    pub fn query(&mut self, cmd: &Cmd) -> std::result::Result<Value, RedisError> {
+        match self {
+            Conn::Single(conn) => cmd.query(conn),
+            Conn::Cluster(conn) => cmd.query(conn),
+        }
+    }
+}
+
+/// Whether a failed exchange may succeed on a new connection after a wait.
+pub fn retryable(e: &RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::BusyLoading)
+                | ErrorKind::Server(ServerErrorKind::MasterDown)
+                | ErrorKind::Server(ServerErrorKind::ReadOnly)
+                | ErrorKind::ClusterConnectionNotFound
+        )
+        || e.code() == Some("OOM")
+}
+
+/// The exit-code kind of a Redis failure that retries did not cure.
+pub fn failure(e: &RedisError, shown: &str) -> Error {
+    use redis::{ErrorKind, ServerErrorKind};
+    let kind = match e.kind() {
+        ErrorKind::AuthenticationFailed
+        | ErrorKind::InvalidClientConfig
+        | ErrorKind::Server(ServerErrorKind::NoPerm) => Kind::Config,
+        ErrorKind::Server(ServerErrorKind::ResponseError) if e.code() == Some("WRONGTYPE") => Kind::Data,
+        ErrorKind::Server(ServerErrorKind::ResponseError) if is_auth_error(e) => Kind::Config,
+        _ => Kind::Transient,
+    };
+    Error::msg(kind, format!("redis {shown}: {e}"))
+}
+
+fn is_auth_error(e: &RedisError) -> bool {
+    matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+        || e.to_string().contains("invalid password")
+        || e.to_string().contains("WRONGPASS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feast_connection_strings_parse() {
+        let t = Target::parse("127.0.0.1:6390", None, false).unwrap();
+        assert_eq!(t.nodes.len(), 1);
+        assert!(!t.tls);
+        let t = Target::parse("h1:7000,h2:7001,ssl=true,password=\"s3cret\",db=2", None, true).unwrap();
+        assert_eq!(t.nodes.len(), 2);
+        assert!(t.tls);
+        assert_eq!(t.password.as_deref(), Some("s3cret"));
+        assert_eq!(t.nodes[1].redis_settings().db(), 2);
+        assert!(!t.shown.contains("s3cret"), "{}", t.shown);
+        assert!(Target::parse("h:1,bogus=1", None, false).is_err());
+        assert!(Target::parse("ssl=true", None, false).is_err());
+    }
+
+    #[test]
+    fn urls_parse_and_hide_their_password() {
+        let t = Target::parse("rediss://u:pw@example.com:6380/3", None, false).unwrap();
+        assert!(t.tls);
+        assert_eq!(t.db, 3);
+        assert_eq!(t.username.as_deref(), Some("u"));
+        assert!(!t.shown.contains("pw"), "{}", t.shown);
+        let t = Target::parse("redis://127.0.0.1:6379", Some("from-env"), false).unwrap();
+        assert_eq!(t.nodes[0].redis_settings().password(), Some("from-env"));
+    }
+}

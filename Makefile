@@ -5,6 +5,7 @@ SHELL := /bin/bash
 CARGO   ?= cargo
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
+FEAST_VENV := .venv-feast
 # bench measures optimised code (thin LTO is left to images); demo reuses the test build
 PROFILE ?= bench-fast
 BIN     := target/$(PROFILE)
@@ -21,7 +22,12 @@ $(VENV)/.installed: tests/requirements.txt bench/peers/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed ## the Python virtualenv the tests use (moto)
+$(FEAST_VENV)/.installed: tests/feast/requirements.txt
+	python3 -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/feast/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed $(FEAST_VENV)/.installed ## the Python virtualenvs: .venv (moto, peers), .venv-feast (Feast 0.67)
 
 build: ## build every binary, optimised
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
@@ -46,4 +52,4 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 clean: ## remove build output, demo output and the virtualenv
-	rm -rf target out $(VENV)
+	rm -rf target out $(VENV) $(FEAST_VENV)

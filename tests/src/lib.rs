@@ -264,3 +264,14 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A tool from the Feast virtualenv (`.venv-feast`, `feast[redis]==0.67.0`, made by `make venv`).
+pub fn feast_tool(name: &str) -> PathBuf {
+    let path = repo_root().join(".venv-feast/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make venv` (.ci/run does)",
+        path.display()
+    );
+    path
+}

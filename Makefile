@@ -12,10 +12,10 @@ BIN     := target/$(PROFILE)
 DEMO    ?= out/demo
 ROWS    ?= 1000000
 
-.PHONY: help build test demo bench lint fmt venv clean
+.PHONY: help build test demo bench bench-compute-windows bench-materialize-redis lint fmt venv clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-24s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: tests/requirements.txt bench/peers/requirements.txt
 	python3 -m venv $(VENV)
@@ -38,11 +38,17 @@ test: venv ## run every test (unit, CLI, integration with real servers)
 
 demo: venv ## run the pipeline locally on generated data
 	$(CARGO) build --workspace --bins
-	@scripts/demo.sh target/debug "$(DEMO)" "$(ROWS)" "$(PYTHON)"
+	@scripts/demo.sh target/debug "$(DEMO)" "$(ROWS)" "$(PYTHON)" "$(FEAST_VENV)/bin/python"
 
-bench: venv ## side-by-side benchmarks against the peers (DuckDB, Python Polars, the seed's pandas loop)
+bench: bench-compute-windows bench-materialize-redis ## every side-by-side benchmark against its peers
+
+bench-compute-windows: venv ## compute-windows vs DuckDB, Python Polars, the seed's pandas loop
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
 	$(PYTHON) bench/compute_windows.py "$(BIN)" $(BENCH_ARGS)
+
+bench-materialize-redis: venv ## materialize-redis vs redis-cli --pipe and feast materialize
+	$(CARGO) build --workspace --bins --profile $(PROFILE)
+	$(PYTHON) bench/materialize_redis.py "$(BIN)" $(BENCH_REDIS_ARGS)
 
 lint: ## rustfmt check and clippy with warnings as errors, all targets
 	$(CARGO) fmt --all -- --check

@@ -248,14 +248,17 @@ impl RedisServer {
         let client = redis::Client::open(self.url()).expect("client");
         let mut conn = client.get_connection().expect("connect");
         let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");
-        keys.into_iter()
-            .filter(|k| !k.starts_with(b"featurekit:"))
-            .map(|k| {
-                let fields: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
-                    redis::cmd("HGETALL").arg(&k).query(&mut conn).expect("HGETALL");
-                (k, fields)
-            })
-            .collect()
+        let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| !k.starts_with(b"featurekit:")).collect();
+        let mut all = std::collections::BTreeMap::new();
+        for chunk in keys.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for k in chunk {
+                pipe.cmd("HGETALL").arg(k);
+            }
+            let hashes: Vec<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> = pipe.query(&mut conn).expect("HGETALL");
+            all.extend(chunk.iter().cloned().zip(hashes));
+        }
+        all
     }
 }
 

@@ -255,6 +255,31 @@ impl Latest {
         Ok(())
     }
 
+    /// Makes room for about `entities` entities (an upper bound: the rows to read), so that the
+    /// table does not rehash while it grows.
+    pub fn reserve(&mut self, entities: usize) {
+        let n = entities.min(1 << 24);
+        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
+        self.table.reserve(n, |&j| {
+            let j = j as usize;
+            let s = if j == 0 { 0 } else { ends[j - 1] as usize };
+            hasher.hash_one(&arena[s..ends[j] as usize])
+        });
+        self.ends.reserve(n);
+        self.ts.reserve(n);
+        self.created.reserve(n);
+        self.arena.reserve(n * 16); // an INT64 key's value part
+        for f in &mut self.features {
+            match f {
+                Values::Int { values, valid } => {
+                    values.reserve(n);
+                    valid.reserve(n);
+                }
+                Values::Float(v) => v.reserve(n),
+            }
+        }
+    }
+
     /// Frees the lookup table once every row is folded.
     pub fn seal(&mut self) {
         self.table = HashTable::new();

@@ -123,7 +123,7 @@ impl Target {
             if self.tls {
                 builder = builder.tls(redis::TlsMode::Secure);
             }
-            Ok(Conn::Cluster(builder.build()?.get_connection()?))
+            Ok(Conn::Cluster(Box::new(builder.build()?.get_connection()?)))
         } else {
             let client = redis::Client::open(self.nodes[0].clone())?;
             let conn = client.get_connection_with_timeout(timeout)?;
@@ -137,27 +137,37 @@ impl Target {
 /// An open connection: one node, or a cluster that routes each command to its slot's node.
 pub enum Conn {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl Conn {
-    /// Sends the commands as one pipeline (no MULTI, as Feast) and returns their replies.
-    pub fn pipeline(&mut self, cmds: Vec<Cmd>) -> std::result::Result<Vec<Value>, RedisError> {
+    /// An empty batch of commands in the form this connection sends best.
+    pub fn batch(&self) -> Batch {
         match self {
-            Conn::Single(conn) => {
-                let mut pipe = redis::Pipeline::with_capacity(cmds.len());
-                for c in cmds {
-                    pipe.add_command(c);
-                }
-                pipe.query(conn)
-            }
-            Conn::Cluster(conn) => {
+            Conn::Single(_) => Batch::Resp {
+                buf: Vec::with_capacity(64 * 1024),
+                count: 0,
+            },
+            Conn::Cluster(_) => Batch::Cmds(vec![]),
+        }
+    }
+
+    /// Sends the commands as one pipeline (no MULTI, as Feast) and returns their replies.
+    pub fn send(&mut self, batch: &Batch) -> std::result::Result<Vec<Value>, RedisError> {
+        use redis::ConnectionLike;
+        match (self, batch) {
+            (_, b) if b.is_empty() => Ok(vec![]),
+            // the protocol bytes are written straight into one buffer (see Batch): no
+            // per-argument allocation, one write for the whole pipeline
+            (Conn::Single(conn), Batch::Resp { buf, count }) => conn.req_packed_commands(buf, 0, *count),
+            (Conn::Cluster(conn), Batch::Cmds(cmds)) => {
                 let mut pipe = redis::cluster::ClusterPipeline::with_capacity(cmds.len());
                 for c in cmds {
-                    pipe.add_command(c);
+                    pipe.add_command(c.clone());
                 }
                 pipe.query(conn)
             }
+            _ => unreachable!("a batch is made by the connection that sends it"),
         }
     }
 
@@ -165,9 +175,84 @@ impl Conn {
     pub fn query(&mut self, cmd: &Cmd) -> std::result::Result<Value, RedisError> {
         match self {
             Conn::Single(conn) => cmd.query(conn),
-            Conn::Cluster(conn) => cmd.query(conn),
+            Conn::Cluster(conn) => cmd.query(&mut **conn),
         }
     }
+}
+
+/// Pipelined commands: RESP bytes for one node, commands to route for a cluster.
+pub enum Batch {
+    Resp { buf: Vec<u8>, count: usize },
+    Cmds(Vec<Cmd>),
+}
+
+impl Batch {
+    /// Starts a command of `argc` arguments (its name included).
+    pub fn cmd(&mut self, argc: usize) {
+        match self {
+            Batch::Resp { buf, count } => {
+                buf.push(b'*');
+                push_decimal(buf, argc);
+                buf.extend_from_slice(b"\r\n");
+                *count += 1;
+            }
+            Batch::Cmds(cmds) => cmds.push(Cmd::new()),
+        }
+    }
+
+    /// Appends an argument made of `parts`, concatenated.
+    pub fn arg(&mut self, parts: &[&[u8]]) {
+        match self {
+            Batch::Resp { buf, .. } => {
+                buf.push(b'$');
+                push_decimal(buf, parts.iter().map(|p| p.len()).sum());
+                buf.extend_from_slice(b"\r\n");
+                for p in parts {
+                    buf.extend_from_slice(p);
+                }
+                buf.extend_from_slice(b"\r\n");
+            }
+            Batch::Cmds(cmds) => {
+                let cmd = cmds.last_mut().expect("cmd() before arg()");
+                cmd.arg(parts.concat());
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Resp { count, .. } => *count,
+            Batch::Cmds(cmds) => cmds.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear(&mut self) {
+        match self {
+            Batch::Resp { buf, count } => {
+                buf.clear();
+                *count = 0;
+            }
+            Batch::Cmds(cmds) => cmds.clear(),
+        }
+    }
+}
+
+fn push_decimal(buf: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
 }
 
 /// Whether a failed exchange may succeed on a new connection after a wait.
@@ -211,6 +296,27 @@ fn is_auth_error(e: &RedisError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resp_batches_are_the_protocol() {
+        let mut b = Batch::Resp { buf: vec![], count: 0 };
+        b.cmd(3);
+        b.arg(&[b"HGET"]);
+        b.arg(&[b"k", b"ey"]);
+        b.arg(&[b""]);
+        let Batch::Resp { buf, count } = &b else { unreachable!() };
+        assert_eq!(buf.as_slice(), b"*3\r\n$4\r\nHGET\r\n$3\r\nkey\r\n$0\r\n\r\n");
+        assert_eq!(*count, 1);
+        let mut b = Batch::Cmds(vec![]);
+        b.cmd(2);
+        b.arg(&[b"GET"]);
+        b.arg(&[b"k", b"1"]);
+        let Batch::Cmds(cmds) = &b else { unreachable!() };
+        assert_eq!(
+            cmds[0].get_packed_command(),
+            redis::cmd("GET").arg("k1").get_packed_command()
+        );
+    }
 
     #[test]
     fn feast_connection_strings_parse() {

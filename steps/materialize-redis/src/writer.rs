@@ -12,10 +12,10 @@ use featurekit::Result;
 use featurekit::feast::{Timestamp, encode_float, encode_int};
 use featurekit::step::Progress;
 use prost::Message;
-use redis::{Cmd, Value};
+use redis::Value;
 
 use crate::latest::{Latest, Values};
-use crate::target::{Conn, Target, failure, retryable};
+use crate::target::{Batch, Conn, Target, failure, retryable};
 
 /// How to write one view.
 pub struct ViewWrite {
@@ -55,6 +55,8 @@ pub fn write(target: &Target, latest: &Latest, view: &ViewWrite, pace: Pace, pro
         for _ in 0..pace.connections.min(batches) {
             s.spawn(|| {
                 let mut conn: Option<Conn> = None;
+                // EXISTS first while the keys are new to this store; HGET straight away once not
+                let mut fresh = true;
                 loop {
                     if stop.load(Ordering::Relaxed) || featurekit::step::stopping() {
                         return;
@@ -65,7 +67,7 @@ pub fn write(target: &Target, latest: &Latest, view: &ViewWrite, pace: Pace, pro
                     }
                     let range = b * pace.batch..((b + 1) * pace.batch).min(latest.len());
                     let n = range.len() as u64;
-                    match write_batch(target, &mut conn, latest, view, range, pace) {
+                    match write_batch(target, &mut conn, &mut fresh, latest, view, range, pace) {
                         Ok((w, tries)) => {
                             written.fetch_add(w, Ordering::Relaxed);
                             skipped.fetch_add(n - w, Ordering::Relaxed);
@@ -130,20 +132,12 @@ fn give_up(e: &redis::RedisError, target: &Target, attempt: u32) -> featurekit::
 fn write_batch(
     target: &Target,
     conn: &mut Option<Conn>,
+    fresh: &mut bool,
     latest: &Latest,
     view: &ViewWrite,
     range: std::ops::Range<usize>,
     pace: Pace,
 ) -> Result<(u64, u64)> {
-    let keys: Vec<Vec<u8>> = range
-        .clone()
-        .map(|i| {
-            let mut k = latest.codec().prefix().to_vec();
-            k.extend_from_slice(latest.key(i));
-            k.extend_from_slice(view.project.as_bytes());
-            k
-        })
-        .collect();
     let mut attempt = 0;
     loop {
         let result = (|| {
@@ -151,7 +145,7 @@ fn write_batch(
                 Some(c) => c,
                 None => conn.insert(target.connect(pace.timeout)?),
             };
-            exchange(c, latest, view, range.clone(), &keys)
+            exchange(c, fresh, latest, view, range.clone())
         })();
         match result {
             Ok(w) => return Ok((w, attempt as u64)),
@@ -168,21 +162,45 @@ fn write_batch(
 }
 
 /// Reads the stored `_ts` of every key (unless forced), then writes the newer rows.
+///
+/// On one node, while `fresh`, a single `EXISTS key...` of the whole batch comes first: when
+/// none of its keys exists there is no `_ts` to read (a first load costs one command per batch
+/// instead of one per entity). The first batch with existing keys clears `fresh`. A cluster
+/// cannot run a multi-key EXISTS across slots, so it always reads.
 fn exchange(
     conn: &mut Conn,
+    fresh: &mut bool,
     latest: &Latest,
     view: &ViewWrite,
     range: std::ops::Range<usize>,
-    keys: &[Vec<u8>],
 ) -> std::result::Result<u64, redis::RedisError> {
-    let newer: Vec<bool> = if view.force {
-        vec![true; keys.len()]
+    let (prefix, project) = (latest.codec().prefix(), view.project.as_bytes());
+    let mut batch = conn.batch();
+    let none_exist = if view.force || !*fresh || !matches!(batch, Batch::Resp { .. }) {
+        false
     } else {
-        let cmds = keys
-            .iter()
-            .map(|k| redis::cmd("HGET").arg(k).arg(&view.ts_field[..]).to_owned())
-            .collect();
-        let stored = conn.pipeline(cmds)?;
+        batch.cmd(1 + range.len());
+        batch.arg(&[b"EXISTS"]);
+        for i in range.clone() {
+            batch.arg(&[prefix, latest.key(i), project]);
+        }
+        let reply = conn.send(&batch)?;
+        batch.clear();
+        let none = matches!(reply.first(), Some(Value::Int(0)));
+        *fresh = none;
+        none
+    };
+    let newer: Vec<bool> = if view.force || none_exist {
+        vec![true; range.len()]
+    } else {
+        for i in range.clone() {
+            batch.cmd(3);
+            batch.arg(&[b"HGET"]);
+            batch.arg(&[prefix, latest.key(i), project]);
+            batch.arg(&[&view.ts_field]);
+        }
+        let stored = conn.send(&batch)?;
+        batch.clear();
         stored
             .iter()
             .zip(range.clone())
@@ -195,29 +213,37 @@ fn exchange(
             })
             .collect()
     };
-    let mut cmds: Vec<Cmd> = Vec::with_capacity(keys.len() * if view.key_ttl.is_some() { 2 } else { 1 });
+    let ttl = view.key_ttl.map(|t| t.to_string());
     let mut value = Vec::with_capacity(16);
-    for ((i, key), _) in range.zip(keys).zip(&newer).filter(|(_, n)| **n) {
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(key);
+    let mut written = 0;
+    for (i, _) in range.zip(&newer).filter(|(_, n)| **n) {
+        let key: [&[u8]; 3] = [prefix, latest.key(i), project];
+        batch.cmd(2 + 2 * (latest.features.len() + 1));
+        batch.arg(&[b"HSET"]);
+        batch.arg(&key);
         for ((f, field), &dtype) in latest.features.iter().zip(&view.fields).zip(&latest.dtypes) {
             value.clear();
             match f {
                 Values::Int { values, valid } => encode_int(dtype, valid[i].then(|| values[i]), &mut value),
                 Values::Float(v) => encode_float(dtype, Some(v[i]), &mut value),
             }
-            cmd.arg(&field[..]).arg(&value[..]);
+            batch.arg(&[field]);
+            batch.arg(&[&value]);
         }
-        cmd.arg(&view.ts_field[..])
-            .arg(Timestamp::from_micros(latest.ts[i]).encode_to_vec());
-        cmds.push(cmd);
-        if let Some(ttl) = view.key_ttl {
-            cmds.push(redis::cmd("EXPIRE").arg(key).arg(ttl).to_owned());
+        value.clear();
+        Timestamp::from_micros(latest.ts[i])
+            .encode(&mut value)
+            .expect("a Vec grows");
+        batch.arg(&[&view.ts_field]);
+        batch.arg(&[&value]);
+        if let Some(ttl) = &ttl {
+            batch.cmd(3);
+            batch.arg(&[b"EXPIRE"]);
+            batch.arg(&key);
+            batch.arg(&[ttl.as_bytes()]);
         }
+        written += 1;
     }
-    let written = newer.iter().filter(|n| **n).count() as u64;
-    if !cmds.is_empty() {
-        conn.pipeline(cmds)?;
-    }
+    conn.send(&batch)?;
     Ok(written)
 }

@@ -506,3 +506,105 @@ fn a_redis_cluster_gets_the_same_bytes_routed_per_slot() {
     ));
     assert_eq!(summary(dir.path())["user_transaction_features_unchanged"], true);
 }
+
+#[test]
+fn tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(d).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=featurekit-test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let tls_port = featurekit_tests::free_port();
+    let tls_port_s = tls_port.to_string();
+    let redis = RedisServer::with_args(&[
+        "--tls-port",
+        &tls_port_s,
+        "--tls-cert-file",
+        d.join("server.pem").to_str().unwrap(),
+        "--tls-key-file",
+        d.join("server.key").to_str().unwrap(),
+        "--tls-ca-cert-file",
+        d.join("ca.pem").to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let input = d.join("offline");
+    write_rows(
+        &input,
+        "part.parquet",
+        &(0..50).map(|u| row(u, T0, u)).collect::<Vec<_>>(),
+    );
+    let url = format!("rediss://127.0.0.1:{tls_port}");
+    // the server's CA is not in the system's store: a configuration error, not retried
+    let out = materialize(&seed_spec(), &input, &url, &[]);
+    assert_eq!(out.status.code(), Some(78), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"));
+    ok(&materialize(
+        &seed_spec(),
+        &input,
+        &url,
+        &["--redis-ca-cert", d.join("ca.pem").to_str().unwrap()],
+    ));
+    assert_eq!(
+        redis.dump().len(),
+        50,
+        "written over TLS (read back over the plain port)"
+    );
+    // Feast's connection_string form with ssl=true
+    ok(&materialize(
+        &seed_spec(),
+        &input,
+        &format!("127.0.0.1:{tls_port},ssl=true"),
+        &["--redis-ca-cert", d.join("ca.pem").to_str().unwrap(), "--force"],
+    ));
+}

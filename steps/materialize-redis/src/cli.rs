@@ -36,6 +36,11 @@ pub struct Args {
     )]
     pub redis_password: Option<String>,
 
+    /// PEM file of the CA that signed the server's certificate, for rediss:// (or ssl=true) with a
+    /// private CA [default: the system's trust store]
+    #[arg(long, env = "FEATUREKIT_REDIS_CA_CERT", value_name = "PATH")]
+    pub redis_ca_cert: Option<PathBuf>,
+
     /// The store is a Redis Cluster: commands are routed to each key's slot owner
     #[arg(long, env = "FEATUREKIT_CLUSTER")]
     pub cluster: bool,

@@ -44,7 +44,8 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     }
     let spec = Spec::load(&args.spec).map_err(Error::config)?;
     let views = select_views(&spec, &args.feature_views)?;
-    let target = Target::parse(&args.redis, args.redis_password.as_deref(), args.cluster)?;
+    let target = Target::parse(&args.redis, args.redis_password.as_deref(), args.cluster)?
+        .with_ca_cert(args.redis_ca_cert.as_deref())?;
     let input = Location::parse(&args.input)?;
     let version = if args.entity_key_version == 2 {
         KeyVersion::V2

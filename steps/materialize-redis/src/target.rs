@@ -13,6 +13,8 @@ pub struct Target {
     username: Option<String>,
     password: Option<String>,
     db: i64,
+    /// PEM of a private CA to trust instead of the system's roots.
+    ca_cert: Option<Vec<u8>>,
     pub cluster: bool,
     pub shown: String,
 }
@@ -29,6 +31,7 @@ impl Target {
             username: None,
             password: None,
             db: 0,
+            ca_cert: None,
             cluster,
             shown: shown.clone(),
         };
@@ -93,6 +96,23 @@ impl Target {
         Ok(t)
     }
 
+    /// Trusts this CA (PEM) for TLS connections.
+    pub fn with_ca_cert(mut self, path: Option<&std::path::Path>) -> Result<Target> {
+        if let Some(path) = path {
+            let pem =
+                std::fs::read(path).map_err(|e| Error::config(format!("--redis-ca-cert {}: {e}", path.display())))?;
+            self.ca_cert = Some(pem);
+        }
+        Ok(self)
+    }
+
+    fn certs(&self) -> Option<redis::TlsCertificates> {
+        self.ca_cert.as_ref().map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
+    }
+
     /// The connection string with any password replaced, for logs and summaries.
     pub fn shown(text: &str) -> String {
         if text.contains("://") {
@@ -123,9 +143,15 @@ impl Target {
             if self.tls {
                 builder = builder.tls(redis::TlsMode::Secure);
             }
+            if let Some(certs) = self.certs() {
+                builder = builder.certs(certs);
+            }
             Ok(Conn::Cluster(Box::new(builder.build()?.get_connection()?)))
         } else {
-            let client = redis::Client::open(self.nodes[0].clone())?;
+            let client = match self.certs() {
+                Some(certs) if self.tls => redis::Client::build_with_tls(self.nodes[0].clone(), certs)?,
+                _ => redis::Client::open(self.nodes[0].clone())?,
+            };
             let conn = client.get_connection_with_timeout(timeout)?;
             conn.set_read_timeout(Some(timeout))?;
             conn.set_write_timeout(Some(timeout))?;
@@ -258,6 +284,9 @@ fn push_decimal(buf: &mut Vec<u8>, mut n: usize) {
 /// Whether a failed exchange may succeed on a new connection after a wait.
 pub fn retryable(e: &RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
+    if is_tls_error(e) {
+        return false;
+    }
     e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
@@ -282,9 +311,16 @@ pub fn failure(e: &RedisError, shown: &str) -> Error {
         | ErrorKind::Server(ServerErrorKind::NoPerm) => Kind::Config,
         ErrorKind::Server(ServerErrorKind::ResponseError) if e.code() == Some("WRONGTYPE") => Kind::Data,
         ErrorKind::Server(ServerErrorKind::ResponseError) if is_auth_error(e) => Kind::Config,
+        _ if is_tls_error(e) => Kind::Config,
         _ => Kind::Transient,
     };
     Error::msg(kind, format!("redis {shown}: {e}"))
+}
+
+/// A certificate the client does not trust (or a TLS setup error): retrying cannot help.
+fn is_tls_error(e: &RedisError) -> bool {
+    let text = e.to_string();
+    text.contains("certificate") || text.contains("InvalidCertificate") || text.contains("tls")
 }
 
 fn is_auth_error(e: &RedisError) -> bool {

@@ -1,0 +1,598 @@
+//! Merging the objects of features.yaml into a registry's bytes.
+//!
+//! The registry is split into its top-level fields without decoding them. An entity, data
+//! source or feature view whose project and name are in the spec is ours: it is decoded, and
+//! replaced by the spec's version (keeping its creation time, materialization intervals and
+//! state). Every other field, whatever its type or content, is copied byte for byte: other
+//! projects, other views, feature services, on-demand views, saved datasets, permissions,
+//! version history, and fields newer than this code. The version id and last-updated time
+//! are set anew, as Feast does on every commit.
+
+use std::collections::BTreeMap;
+
+use featurekit::{Error, Result};
+use prost::Message;
+use prost::bytes::Buf;
+use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
+
+use crate::proto::{self, DataSource, Entity, FeatureView, MaterializationInterval, Project, Timestamp, registry};
+
+/// One top-level field of the registry, raw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub number: u32,
+    /// The whole field as it appears in the file: key, length, payload.
+    pub raw: Vec<u8>,
+    /// The payload of a length-delimited field.
+    pub payload: Option<std::ops::Range<usize>>,
+}
+
+impl Field {
+    pub fn payload(&self) -> &[u8] {
+        self.payload.clone().map_or(&[][..], |r| &self.raw[r])
+    }
+
+    fn message(number: u32, msg: &impl Message) -> Field {
+        let mut raw = Vec::new();
+        encode_key(number, WireType::LengthDelimited, &mut raw);
+        let len = msg.encoded_len();
+        encode_varint(len as u64, &mut raw);
+        let start = raw.len();
+        msg.encode(&mut raw).expect("a Vec grows");
+        Field {
+            number,
+            payload: Some(start..raw.len()),
+            raw,
+        }
+    }
+}
+
+/// Splits registry bytes into their top-level fields; anything that is not a well-formed
+/// protobuf message is an error.
+pub fn split(bytes: &[u8]) -> std::result::Result<Vec<Field>, String> {
+    let mut pos = 0;
+    let mut fields = Vec::new();
+    while pos < bytes.len() {
+        let mut buf = &bytes[pos..];
+        let left = buf.len();
+        let (number, wire) = decode_key(&mut buf).map_err(|e| e.to_string())?;
+        let mut payload = None;
+        match wire {
+            WireType::Varint => {
+                decode_varint(&mut buf).map_err(|e| e.to_string())?;
+            }
+            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
+                if buf.len() < n {
+                    return Err(format!("field {number}: truncated"));
+                }
+                buf.advance(n);
+            }
+            WireType::LengthDelimited => {
+                let len = decode_varint(&mut buf).map_err(|e| e.to_string())? as usize;
+                if buf.len() < len {
+                    return Err(format!("field {number}: {len} bytes announced, {} left", buf.len()));
+                }
+                let header = left - buf.len();
+                payload = Some(header..header + len);
+                buf.advance(len);
+            }
+            WireType::StartGroup | WireType::EndGroup => return Err(format!("field {number}: a group")),
+        }
+        let consumed = left - buf.len();
+        fields.push(Field {
+            number,
+            raw: bytes[pos..pos + consumed].to_vec(),
+            payload,
+        });
+        pos += consumed;
+    }
+    Ok(fields)
+}
+
+/// What features.yaml wants in the registry.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub project: String,
+    pub entities: Vec<Entity>,
+    pub sources: Vec<DataSource>,
+    pub views: Vec<FeatureView>,
+}
+
+/// How one object compares with the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    /// What differs, in the terms `feast plan` uses.
+    Changed(Vec<String>),
+    /// Only the materialization record changed.
+    Materialized,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub kind: &'static str,
+    pub name: String,
+    pub change: Change,
+}
+
+/// A tag key publish-registry writes for lineage; not a difference that matters.
+pub const LINEAGE_PREFIX: &str = "featurekit/";
+
+pub struct Merged {
+    pub bytes: Vec<u8>,
+    pub plan: Vec<Planned>,
+    /// False when the owned objects are byte-identical to the registry's: nothing to write.
+    pub changed: bool,
+}
+
+/// Merges `desired` into `existing` (empty for a new registry). `now` stamps what changed;
+/// `materialized` records an interval (microseconds) on every desired view.
+pub fn merge(
+    existing: &[u8],
+    desired: &Desired,
+    now: Timestamp,
+    version_id: &str,
+    materialized: Option<(i64, i64)>,
+) -> Result<Merged> {
+    let fields = split(existing).map_err(|e| Error::data(format!("not a Feast registry: {e}")))?;
+    let bad = |what: &str, e: prost::DecodeError| Error::data(format!("not a Feast registry: a {what}: {e}"));
+    proto::RegistryHead::decode(existing).map_err(|e| bad("header", e))?;
+    let mut out: Vec<Field> = Vec::with_capacity(fields.len() + 8);
+    let mut plan = Vec::new();
+    let mut changed = false;
+    let mut seen_entities = vec![false; desired.entities.len()];
+    let mut seen_sources = vec![false; desired.sources.len()];
+    let mut seen_views = vec![false; desired.views.len()];
+    let mut seen_project = false;
+    let ours = |project: &str| project == desired.project;
+
+    for field in fields {
+        match field.number {
+            registry::REGISTRY_SCHEMA_VERSION | registry::VERSION_ID | registry::LAST_UPDATED => continue,
+            registry::ENTITIES => {
+                let old = Entity::decode(field.payload()).map_err(|e| bad("entity", e))?;
+                let spec = old.spec.clone().unwrap_or_default();
+                if let Some(i) = desired
+                    .entities
+                    .iter()
+                    .position(|d| ours(&spec.project) && d.spec.as_ref().is_some_and(|s| s.name == spec.name))
+                    .filter(|&i| !seen_entities[i])
+                {
+                    seen_entities[i] = true;
+                    let mut new = desired.entities[i].clone();
+                    let same = new.spec == old.spec;
+                    new.meta = Some(proto::Meta {
+                        created_timestamp: old.meta.as_ref().and_then(|m| m.created_timestamp).or(Some(now)),
+                        last_updated_timestamp: if same {
+                            old.meta.as_ref().and_then(|m| m.last_updated_timestamp)
+                        } else {
+                            Some(now)
+                        },
+                    });
+                    plan.push(Planned {
+                        kind: "entity",
+                        name: spec.name.clone(),
+                        change: if same {
+                            Change::Unchanged
+                        } else {
+                            Change::Changed(vec!["spec".into()])
+                        },
+                    });
+                    changed |= new != old;
+                    out.push(Field::message(registry::ENTITIES, &new));
+                    continue;
+                }
+                out.push(field);
+            }
+            registry::DATA_SOURCES => {
+                let old = DataSource::decode(field.payload()).map_err(|e| bad("data source", e))?;
+                if let Some(i) = desired
+                    .sources
+                    .iter()
+                    .position(|d| ours(&old.project) && d.name == old.name)
+                    .filter(|&i| !seen_sources[i])
+                {
+                    seen_sources[i] = true;
+                    let new = keep_source_meta(&desired.sources[i], &old, now);
+                    let diff = source_diff(&new, &old);
+                    plan.push(Planned {
+                        kind: "data source",
+                        name: old.name.clone(),
+                        change: if diff.is_empty() {
+                            Change::Unchanged
+                        } else {
+                            Change::Changed(diff)
+                        },
+                    });
+                    changed |= new != old;
+                    out.push(Field::message(registry::DATA_SOURCES, &new));
+                    continue;
+                }
+                out.push(field);
+            }
+            registry::FEATURE_VIEWS => {
+                let old = FeatureView::decode(field.payload()).map_err(|e| bad("feature view", e))?;
+                let spec = old.spec.clone().unwrap_or_default();
+                if let Some(i) = desired
+                    .views
+                    .iter()
+                    .position(|d| ours(&spec.project) && d.spec.as_ref().is_some_and(|s| s.name == spec.name))
+                    .filter(|&i| !seen_views[i])
+                {
+                    seen_views[i] = true;
+                    let (new, change) = merge_view(&desired.views[i], Some(&old), now, materialized);
+                    plan.push(Planned {
+                        kind: "feature view",
+                        name: spec.name.clone(),
+                        change,
+                    });
+                    changed |= new != old;
+                    out.push(Field::message(registry::FEATURE_VIEWS, &new));
+                    continue;
+                }
+                out.push(field);
+            }
+            registry::PROJECTS => {
+                let p = Project::decode(field.payload()).map_err(|e| bad("project", e))?;
+                seen_project |= p.spec.as_ref().is_some_and(|s| ours(&s.name));
+                out.push(field);
+            }
+            _ => out.push(field),
+        }
+    }
+
+    // what the registry did not have yet
+    if !seen_project {
+        changed = true;
+        plan.push(Planned {
+            kind: "project",
+            name: desired.project.clone(),
+            change: Change::Added,
+        });
+        out.push(Field::message(
+            registry::PROJECTS,
+            &Project {
+                spec: Some(proto::ProjectSpec {
+                    name: desired.project.clone(),
+                }),
+                meta: Some(proto::Meta {
+                    created_timestamp: Some(now),
+                    last_updated_timestamp: Some(now),
+                }),
+            },
+        ));
+    }
+    for (_, e) in desired.entities.iter().enumerate().filter(|(i, _)| !seen_entities[*i]) {
+        changed = true;
+        let mut e = e.clone();
+        e.meta = Some(proto::Meta {
+            created_timestamp: Some(now),
+            last_updated_timestamp: Some(now),
+        });
+        plan.push(Planned {
+            kind: "entity",
+            name: e.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+            change: Change::Added,
+        });
+        out.push(Field::message(registry::ENTITIES, &e));
+    }
+    for (_, s) in desired.sources.iter().enumerate().filter(|(i, _)| !seen_sources[*i]) {
+        changed = true;
+        let mut s = s.clone();
+        s.meta = Some(proto::SourceMeta {
+            created_timestamp: Some(now),
+            last_updated_timestamp: Some(now),
+        });
+        plan.push(Planned {
+            kind: "data source",
+            name: s.name.clone(),
+            change: Change::Added,
+        });
+        out.push(Field::message(registry::DATA_SOURCES, &s));
+    }
+    for (_, v) in desired.views.iter().enumerate().filter(|(i, _)| !seen_views[*i]) {
+        changed = true;
+        let (v, _) = merge_view(v, None, now, materialized);
+        plan.push(Planned {
+            kind: "feature view",
+            name: v.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+            change: Change::Added,
+        });
+        out.push(Field::message(registry::FEATURE_VIEWS, &v));
+    }
+
+    // the header, as Feast writes it on every commit
+    let mut bytes = Vec::with_capacity(existing.len() + 1024);
+    for f in &out {
+        bytes.extend_from_slice(&f.raw);
+    }
+    proto::RegistryHead {
+        registry_schema_version: "1".into(),
+        version_id: version_id.into(),
+        last_updated: Some(now),
+    }
+    .encode(&mut bytes)
+    .expect("a Vec grows");
+    Ok(Merged { bytes, plan, changed })
+}
+
+fn keep_source_meta(new: &DataSource, old: &DataSource, now: Timestamp) -> DataSource {
+    let mut new = new.clone();
+    let same = source_diff(&new, old).is_empty();
+    new.meta = Some(proto::SourceMeta {
+        created_timestamp: old.meta.as_ref().and_then(|m| m.created_timestamp).or(Some(now)),
+        last_updated_timestamp: if same {
+            old.meta.as_ref().and_then(|m| m.last_updated_timestamp)
+        } else {
+            Some(now)
+        },
+    });
+    new
+}
+
+/// The fields of a data source that differ, its meta left out.
+fn source_diff(a: &DataSource, b: &DataSource) -> Vec<String> {
+    let mut d = vec![];
+    if a.timestamp_field != b.timestamp_field {
+        d.push("timestamp_field".into());
+    }
+    if a.created_timestamp_column != b.created_timestamp_column {
+        d.push("created_timestamp_column".into());
+    }
+    if a.file_options != b.file_options {
+        d.push("path".into());
+    }
+    if (a.r#type, &a.data_source_class_type) != (b.r#type, &b.data_source_class_type) {
+        d.push("type".into());
+    }
+    if (&a.description, &a.owner, &a.tags) != (&b.description, &b.owner, &b.tags) {
+        d.push("description, owner or tags".into());
+    }
+    d
+}
+
+/// The desired view merged with the registry's: the spec from features.yaml; creation time,
+/// intervals and state kept; `materialized` recorded.
+fn merge_view(
+    desired: &FeatureView,
+    old: Option<&FeatureView>,
+    now: Timestamp,
+    materialized: Option<(i64, i64)>,
+) -> (FeatureView, Change) {
+    let mut new = desired.clone();
+    let old_meta = old.and_then(|o| o.meta.clone()).unwrap_or_default();
+    let diff = old.map(|o| view_diff(new.spec.as_ref(), o.spec.as_ref()));
+    let mut meta = proto::FeatureViewMeta {
+        created_timestamp: old_meta.created_timestamp.or(Some(now)),
+        last_updated_timestamp: match &diff {
+            Some(d) if d.is_empty() => old_meta.last_updated_timestamp,
+            _ => Some(now),
+        },
+        ..old_meta.clone()
+    };
+    // the batch source inside the view keeps its own creation time too
+    if let (Some(spec), Some(old_spec)) = (new.spec.as_mut(), old.and_then(|o| o.spec.as_ref()))
+        && let (Some(src), Some(old_src)) = (spec.batch_source.as_mut(), old_spec.batch_source.as_ref())
+    {
+        *src = keep_source_meta(src, old_src, now);
+    } else if let Some(src) = new.spec.as_mut().and_then(|s| s.batch_source.as_mut()) {
+        src.meta = Some(proto::SourceMeta {
+            created_timestamp: Some(now),
+            last_updated_timestamp: Some(now),
+        });
+    }
+    if let Some((start, end)) = materialized {
+        meta.materialization_intervals = merge_intervals(&meta.materialization_intervals, (start, end));
+        meta.last_updated_timestamp = Some(now);
+        meta.state = proto::state::AVAILABLE_ONLINE;
+    }
+    new.meta = Some(meta);
+    let change = match diff {
+        None => Change::Added,
+        Some(d) if !d.is_empty() => Change::Changed(d),
+        Some(_) if materialized.is_some() => Change::Materialized,
+        Some(_) => Change::Unchanged,
+    };
+    (new, change)
+}
+
+/// The spec fields of two views that differ; lineage tags left out.
+fn view_diff(a: Option<&proto::FeatureViewSpec>, b: Option<&proto::FeatureViewSpec>) -> Vec<String> {
+    let (Some(a), Some(b)) = (a, b) else {
+        return vec!["spec".into()];
+    };
+    let tags = |t: &BTreeMap<String, String>| {
+        t.iter()
+            .filter(|(k, _)| !k.starts_with(LINEAGE_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut d = vec![];
+    if a.entities != b.entities || a.entity_columns != b.entity_columns {
+        d.push("entities".into());
+    }
+    if a.features != b.features {
+        d.push("features".into());
+    }
+    if a.ttl != b.ttl {
+        d.push("ttl".into());
+    }
+    if a.online != b.online {
+        d.push("online".into());
+    }
+    if tags(&a.tags) != tags(&b.tags) {
+        d.push("tags".into());
+    }
+    if (&a.description, &a.owner) != (&b.description, &b.owner) {
+        d.push("description or owner".into());
+    }
+    let strip = |s: &Option<DataSource>| {
+        s.clone().map(|mut s| {
+            s.meta = None;
+            s
+        })
+    };
+    if strip(&a.batch_source) != strip(&b.batch_source) {
+        d.push("batch_source".into());
+    }
+    d
+}
+
+/// Adds `[start, end]` to a view's intervals and merges the ones that overlap or touch, so
+/// that the list stays as short as the history allows (Feast appends forever).
+pub fn merge_intervals(old: &[MaterializationInterval], add: (i64, i64)) -> Vec<MaterializationInterval> {
+    let us = |t: &Option<Timestamp>| t.map_or(0, |t| t.seconds * 1_000_000 + (t.nanos / 1_000) as i64);
+    let mut all: Vec<(i64, i64)> = old.iter().map(|i| (us(&i.start_time), us(&i.end_time))).collect();
+    all.push(add);
+    all.sort();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(all.len());
+    for (s, e) in all {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(s, e)| MaterializationInterval {
+            start_time: Some(Timestamp::from_micros(s)),
+            end_time: Some(Timestamp::from_micros(e)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp { seconds: s, nanos: 0 }
+    }
+
+    fn interval(a: i64, b: i64) -> MaterializationInterval {
+        MaterializationInterval {
+            start_time: Some(ts(a)),
+            end_time: Some(ts(b)),
+        }
+    }
+
+    #[test]
+    fn intervals_that_overlap_or_touch_merge() {
+        let m = 1_000_000;
+        let got = merge_intervals(&[interval(0, 10), interval(20, 30)], (10 * m, 20 * m));
+        assert_eq!(got, vec![interval(0, 30)]);
+        let got = merge_intervals(&[interval(0, 10)], (11 * m, 12 * m));
+        assert_eq!(got, vec![interval(0, 10), interval(11, 12)]);
+        let got = merge_intervals(&[interval(5, 6), interval(0, 10)], (2 * m, 3 * m));
+        assert_eq!(got, vec![interval(0, 10)]);
+        // a daily run keeps one interval however many days it runs
+        let mut all = vec![];
+        for day in 0..365 {
+            all = merge_intervals(&all, (day * 86_400 * m, (day + 1) * 86_400 * m));
+        }
+        assert_eq!(all, vec![interval(0, 365 * 86_400)]);
+    }
+
+    #[test]
+    fn split_rejects_what_is_not_protobuf() {
+        assert!(split(b"\x0a\x05ab").is_err(), "a length past the end");
+        assert!(split(&[0xff; 12]).is_err());
+        assert_eq!(split(b"").unwrap(), vec![]);
+        let f = split(b"\x1a\x011\x08\x96\x01").unwrap();
+        assert_eq!((f[0].number, f[0].payload()), (3, &b"1"[..]));
+        assert_eq!((f[1].number, f[1].raw.as_slice()), (1, &b"\x08\x96\x01"[..]));
+    }
+
+    /// A registry Feast wrote (apply + materialize of the golden repo).
+    fn feast_written() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/feast/registry_after_materialize.db"
+        );
+        std::fs::read(path).expect("the team's reference folder ../shared beside the checkout")
+    }
+
+    fn seed(project: &str) -> Desired {
+        let spec = featurekit::spec::Spec::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../features.yaml")).unwrap();
+        let mut d = crate::desired(&spec, "/data/offline", Some("wf-1"), Some(42));
+        d.project = project.into();
+        for e in &mut d.entities {
+            e.spec.as_mut().unwrap().project = project.into();
+        }
+        for s in &mut d.sources {
+            s.project = project.into();
+        }
+        for v in &mut d.views {
+            v.spec.as_mut().unwrap().project = project.into();
+        }
+        d
+    }
+
+    #[test]
+    fn objects_we_do_not_own_are_kept_byte_for_byte() {
+        let old = feast_written();
+        let before = split(&old).unwrap();
+        // another project: nothing of Feast's is ours
+        let merged = merge(&old, &seed("other_project"), ts(1), "v1", None).unwrap();
+        let after = split(&merged.bytes).unwrap();
+        for f in before.iter().filter(|f| ![3, 4, 5].contains(&f.number)) {
+            assert!(after.contains(f), "field {} kept verbatim", f.number);
+        }
+        assert!(merged.plan.iter().all(|p| p.change == Change::Added));
+        // the same project: Feast's view of the same name becomes ours, the rest stays
+        let merged = merge(&old, &seed("fraud_detection"), ts(2), "v2", Some((0, 1_000_000))).unwrap();
+        let after = split(&merged.bytes).unwrap();
+        let views: Vec<FeatureView> = after
+            .iter()
+            .filter(|f| f.number == registry::FEATURE_VIEWS)
+            .map(|f| FeatureView::decode(f.payload()).unwrap())
+            .collect();
+        assert_eq!(views.len(), 1);
+        let meta = views[0].meta.clone().unwrap();
+        // Feast's interval 2024-12-01..2025-01-10 kept, ours added apart
+        assert_eq!(meta.materialization_intervals.len(), 2);
+        assert_eq!(meta.state, proto::state::AVAILABLE_ONLINE);
+        let kept_entities = after.iter().filter(|f| f.number == registry::ENTITIES).count();
+        assert_eq!(kept_entities, 3, "user_id and __dummy of Feast's, and ours");
+        for f in before.iter().filter(|f| [18, 17, 12].contains(&f.number)) {
+            assert!(after.contains(f), "field {} kept verbatim", f.number);
+        }
+        let head = proto::RegistryHead::decode(&merged.bytes[..]).unwrap();
+        assert_eq!(
+            (head.version_id.as_str(), head.registry_schema_version.as_str()),
+            ("v2", "1")
+        );
+    }
+
+    #[test]
+    fn a_second_merge_of_the_same_spec_changes_nothing() {
+        let d = seed("p");
+        let first = merge(b"", &d, ts(1), "v1", None).unwrap();
+        assert!(first.changed);
+        let second = merge(&first.bytes, &d, ts(2), "v2", None).unwrap();
+        assert!(!second.changed, "{:?}", second.plan);
+        assert!(second.plan.iter().all(|p| p.change == Change::Unchanged));
+        // new lineage only: written, but not a difference
+        let mut d2 = d.clone();
+        d2.views[0]
+            .spec
+            .as_mut()
+            .unwrap()
+            .tags
+            .insert("featurekit/workflow".into(), "wf-2".into());
+        let third = merge(&first.bytes, &d2, ts(3), "v3", None).unwrap();
+        assert!(third.changed);
+        assert!(third.plan.iter().all(|p| p.change == Change::Unchanged));
+    }
+
+    #[test]
+    fn garbage_is_not_a_registry() {
+        let d = seed("p");
+        assert!(merge(b"hello, world", &d, ts(1), "v", None).is_err());
+        let mut truncated = feast_written();
+        truncated.truncate(truncated.len() / 2);
+        assert!(merge(&truncated, &d, ts(1), "v", None).is_err());
+    }
+}

@@ -61,5 +61,25 @@ top = t.group_by("user_id").aggregate([("user_id", "count")]).sort_by([("user_id
 print(" ".join(str(u) for u in top.column("user_id").to_pylist()[:3]))' "$out/offline/user_transaction_features")
 "$feast_py" scripts/online_features.py "$REDIS" $users 0
 
+step "publish-registry: the Feast registry of features.yaml, with the materialized interval"
+mkdir -p "$out/feast"
+offline_abs=$(cd "$out/offline" && pwd)
+"$bin/publish-registry" --spec features.yaml --registry "$out/feast/registry.db" \
+  --offline-path "$offline_abs" --materialized "$day" "$next" --summary "$out/publish-registry.json" | sed 's/^/  /'
+cat > "$out/feast/feature_store.yaml" <<YAML
+project: fraud_detection
+registry: $(cd "$out/feast" && pwd)/registry.db
+provider: local
+online_store:
+  type: redis
+  connection_string: "${REDIS#redis://}"
+offline_store:
+  type: file
+entity_key_serialization_version: 3
+YAML
+echo "  Feast's own CLI on it (feast feature-views list, in $out/feast):"
+feast_cli="$(cd "$(dirname "$feast_py")" && pwd)/feast"
+(cd "$out/feast" && "$feast_cli" feature-views list 2>/dev/null | sed 's/^/    /')
+
 step "done: artifacts in $out/"
 find "$out" -type f | sort | sed 's/^/  /'

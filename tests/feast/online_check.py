@@ -3,6 +3,8 @@
 
 Run with the Feast virtualenv (.venv-feast, made by `make venv`):
 
+  online_check.py nulls --offline DIR --end T
+      adds rows with nulls and NaNs to the offline Parquet (see add_nulls);
   online_check.py apply --repo DIR --offline DIR --redis-port P [--end T]
       with --end, first adds rows with nulls and NaNs to the offline Parquet (see add_nulls);
       then writes a Feast repo equivalent to features.yaml (its FileSource is the view's offline
@@ -187,8 +189,8 @@ def check(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["apply", "check"])
-    ap.add_argument("--repo", required=True)
+    ap.add_argument("phase", choices=["nulls", "apply", "check"])
+    ap.add_argument("--repo")
     ap.add_argument("--offline", required=True)
     ap.add_argument("--redis-port", type=int)
     ap.add_argument("--start")
@@ -196,7 +198,7 @@ def main():
     ap.add_argument("--entities", type=int, default=1200)
     a = ap.parse_args()
     os.environ.setdefault("FEAST_USAGE", "False")
-    apply(a) if a.phase == "apply" else check(a)
+    {"nulls": add_nulls, "apply": apply, "check": check}[a.phase](a)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! The real Feast 0.67 (SDK and `feast serve`) reads what compute-windows and
-//! materialize-redis wrote: the latest row of every entity, nulls included.
+//! materialize-redis wrote, through the registry publish-registry wrote: the latest row of
+//! every entity, nulls included.
 
 use std::process::Command;
 
@@ -49,12 +50,28 @@ fn feast_serves_what_materialize_redis_wrote() {
     let script = repo_root().join("tests/feast/online_check.py");
     run(Command::new(feast_tool("python"))
         .arg(&script)
-        .arg("apply")
-        .arg("--repo")
-        .arg(&repo)
+        .arg("nulls")
         .arg("--offline")
         .arg(&offline)
-        .args(["--redis-port", &redis.port.to_string(), "--end", end]));
+        .args(["--end", end]));
+    // the registry is publish-registry's; the repo is only its feature_store.yaml
+    let registry = repo.join("data/registry.db");
+    run(Command::new(bin("publish-registry"))
+        .arg("--spec")
+        .arg(repo_root().join("features.yaml"))
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--offline-path")
+        .arg(&offline)
+        .args(["--log-level", "warn"]));
+    run(Command::new(feast_tool("python"))
+        .arg(repo_root().join("tests/feast/registry_check.py"))
+        .arg("repo")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--registry")
+        .arg(&registry)
+        .args(["--redis-port", &redis.port.to_string()]));
     run(Command::new(bin("materialize-redis"))
         .arg("--spec")
         .arg(repo_root().join("features.yaml"))

@@ -56,7 +56,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     if args.dry_run || args.check {
         let existing = registry.read().await?;
         let existing = not_truncated(existing.as_deref(), &args.registry)?;
-        let merged = merge::merge(&existing, &desired, now(), "dry-run", materialized).map_err(corrupt.clone())?;
+        let merged = merge::merge(existing, &desired, now(), "dry-run", materialized).map_err(corrupt.clone())?;
         print_plan(&merged.plan);
         let drift: Vec<&Planned> = merged
             .plan

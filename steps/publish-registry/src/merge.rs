@@ -344,8 +344,19 @@ fn source_diff(a: &DataSource, b: &DataSource) -> Vec<String> {
     if a.file_options != b.file_options {
         d.push("path".into());
     }
-    if (a.r#type, &a.data_source_class_type) != (b.r#type, &b.data_source_class_type) {
+    // Feast leaves the class out of a view's own copy of its source (it infers FileSource from
+    // file_options): only a class on both sides can differ
+    let class_differs = !a.data_source_class_type.is_empty()
+        && !b.data_source_class_type.is_empty()
+        && a.data_source_class_type != b.data_source_class_type;
+    if a.r#type != b.r#type || class_differs {
         d.push("type".into());
+    }
+    if a.name != b.name {
+        d.push("name".into());
+    }
+    if a.project != b.project {
+        d.push("project".into());
     }
     if (&a.description, &a.owner, &a.tags) != (&b.description, &b.owner, &b.tags) {
         d.push("description, owner or tags".into());
@@ -428,14 +439,15 @@ fn view_diff(a: Option<&proto::FeatureViewSpec>, b: Option<&proto::FeatureViewSp
     if (&a.description, &a.owner) != (&b.description, &b.owner) {
         d.push("description or owner".into());
     }
-    let strip = |s: &Option<DataSource>| {
-        s.clone().map(|mut s| {
-            s.meta = None;
-            s
-        })
-    };
-    if strip(&a.batch_source) != strip(&b.batch_source) {
-        d.push("batch_source".into());
+    match (&a.batch_source, &b.batch_source) {
+        (Some(x), Some(y)) => {
+            let inner = source_diff(x, y);
+            if !inner.is_empty() {
+                d.push(format!("batch_source ({})", inner.join(", ")));
+            }
+        }
+        (None, None) => {}
+        _ => d.push("batch_source".into()),
     }
     d
 }

@@ -1,0 +1,81 @@
+//! The command line of validate-features.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use featurekit::cli::{Common, parse_time};
+
+/// Check compute-windows' output against the data contract features.yaml implies (plus a rules
+/// file): schema, values, volume and coverage, freshness, and drift against the previous run's
+/// profile. Writes a report (JSON, HTML, Markdown) and this run's profile; exits 65 when a rule
+/// fails, so that nothing bad reaches Redis or the registry.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "validate-features", version)]
+pub struct Args {
+    /// The feature spec
+    #[arg(long, env = "FEATUREKIT_SPEC", default_value = "features.yaml", value_name = "PATH")]
+    pub spec: PathBuf,
+
+    /// Offline store root, each view's rows below <URL>/<view>/ (compute-windows' --output)
+    #[arg(long, env = "FEATUREKIT_INPUT", value_name = "URL")]
+    pub input: String,
+
+    /// The run's interval: rows must have START <= event_timestamp <= END (as-of rows sit at END)
+    #[arg(long, env = "FEATUREKIT_START", value_parser = parse_time, value_name = "T")]
+    pub start: DateTime<Utc>,
+
+    /// The end of the run's interval
+    #[arg(long, env = "FEATUREKIT_END", value_parser = parse_time, value_name = "T")]
+    pub end: DateTime<Utc>,
+
+    /// Thresholds and extra rules (YAML; see the README) [default: the built-in thresholds]
+    #[arg(long, env = "FEATUREKIT_RULES", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// The previous run's profile (JSON): drift and volume are judged against it
+    #[arg(long, env = "FEATUREKIT_BASELINE", value_name = "URL")]
+    pub baseline: Option<String>,
+
+    /// Write this run's profile here (only when every rule passes: a broken run is no baseline)
+    #[arg(long, env = "FEATUREKIT_PROFILE_OUT", value_name = "URL")]
+    pub profile_out: Option<String>,
+
+    /// Write the report below this prefix: report.json, report.html, report.md
+    #[arg(long, env = "FEATUREKIT_REPORT", value_name = "URL")]
+    pub report: Option<String>,
+
+    /// The rows compute-windows wrote (its summary's rows_out): rows.expected fails on any other count
+    #[arg(long, env = "FEATUREKIT_EXPECTED_ROWS", value_name = "N")]
+    pub expected_rows: Option<u64>,
+
+    /// Only this feature view [default: every view of the spec]
+    #[arg(long = "feature-view", env = "FEATUREKIT_FEATURE_VIEW", value_name = "NAME")]
+    pub feature_view: Option<String>,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl featurekit::step::StepArgs for Args {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn artifacts(&self) -> (Vec<String>, Vec<String>) {
+        let outputs = [&self.report, &self.profile_out]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        (vec![self.input.clone()], outputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_flag_has_its_env_twin() {
+        use clap::CommandFactory;
+        featurekit::cli::check_env_twins(&super::Args::command()).unwrap();
+    }
+}

@@ -1,0 +1,489 @@
+//! validate-features: the data contract between compute-windows and the online store.
+//!
+//! The data flow, per feature view: read the baseline profile first (its PSI bins are needed
+//! in the pass); plan the scan of `<input>/<view>/` (a missing column fails the schema rule);
+//! one pass over the rows, each row group checked on its own thread ([`scan`]): schema, nulls,
+//! finiteness, the row rules ([`rules`]), coverage, and the statistics; then the volume,
+//! freshness and drift rules on the merged counts; then the report ([`report`]) and, when
+//! every rule passed, this run's profile ([`profile`]).
+
+mod cli;
+pub mod profile;
+pub mod report;
+pub mod rules;
+pub mod scan;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use featurekit::artifact::{Location, ParquetScan};
+use featurekit::spec::{FeatureView, Spec};
+use featurekit::step::RunSummary;
+use featurekit::{Error, Result};
+use futures::{StreamExt, TryStreamExt};
+
+pub use cli::Args;
+use profile::{FeatureProfile, Profile, ViewProfile};
+use report::{FeatureReport, Report, RuleResult, Status, ViewReport};
+use rules::Config;
+use scan::{Ctx, Partial, SchemaProblem, Violations};
+
+pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
+    if args.start > args.end {
+        return Err(Error::usage(format!(
+            "--start {} is after --end {}",
+            args.start, args.end
+        )));
+    }
+    let spec = Spec::load(&args.spec).map_err(Error::config)?;
+    let config = Config::load(args.rules.as_deref())?;
+    for name in config.bounds.keys() {
+        if !spec
+            .feature_views
+            .iter()
+            .any(|v| v.features.iter().any(|f| &f.name == name))
+        {
+            return Err(Error::config(format!("rules: bounds: no feature `{name}` in the spec")));
+        }
+    }
+    let views: Vec<&FeatureView> = match &args.feature_view {
+        Some(n) => vec![
+            spec.feature_view(n)
+                .ok_or_else(|| Error::usage(format!("--feature-view {n}: no such view")))?,
+        ],
+        None => spec.feature_views.iter().collect(),
+    };
+    let baseline = match &args.baseline {
+        Some(url) => load_baseline(url).await?,
+        None => None,
+    };
+    let input = Location::parse(&args.input)?;
+    let range = (args.start.timestamp_micros(), args.end.timestamp_micros());
+    let started = Instant::now();
+
+    let mut report = Report {
+        status: Status::Pass,
+        spec_checksum: spec.checksum.clone(),
+        start: args.start.to_rfc3339(),
+        end: args.end.to_rfc3339(),
+        baseline: baseline
+            .as_ref()
+            .map(|_| featurekit::artifact::redact(args.baseline.as_deref().unwrap_or(""))),
+        views: vec![],
+    };
+    let mut profile = Profile {
+        format: 1,
+        spec_checksum: spec.checksum.clone(),
+        start: report.start.clone(),
+        end: report.end.clone(),
+        views: BTreeMap::new(),
+    };
+    let mut rows = 0;
+    for view in views {
+        let base = baseline.as_ref().and_then(|b| b.views.get(&view.name));
+        let (view_report, view_profile) = validate_view(&spec, view, &config, &input, range, base, &args).await?;
+        rows += view_report.rows;
+        report.status = report.status.max(view_report.status);
+        report.views.push(view_report);
+        if let Some(p) = view_profile {
+            profile.views.insert(view.name.clone(), p);
+        }
+    }
+    summary.rows_in = rows;
+    summary.phase("validate", started);
+
+    if let Some(prefix) = &args.report {
+        let loc = Location::parse(prefix)?;
+        loc.join("report.json").write(report.json().into_bytes()).await?;
+        loc.join("report.html").write(report.html().into_bytes()).await?;
+        loc.join("report.md").write(report.markdown().into_bytes()).await?;
+    }
+    let problems = report.problems();
+    summary.set("status", report.status.word());
+    summary.set("problems", problems.clone());
+    for p in &problems {
+        if p.starts_with("warn") {
+            tracing::warn!("{p}");
+        }
+    }
+    if report.status == Status::Fail {
+        let failed: Vec<&String> = problems.iter().filter(|p| p.starts_with("fail")).collect();
+        return Err(Error::data(format!(
+            "the contract is broken: {}{}",
+            failed
+                .iter()
+                .take(3)
+                .map(|s| s.trim_start_matches("fail "))
+                .collect::<Vec<_>>()
+                .join("; "),
+            if failed.len() > 3 {
+                format!("; and {} more (see the report)", failed.len() - 3)
+            } else {
+                String::new()
+            }
+        )));
+    }
+    if let Some(url) = &args.profile_out {
+        let json = serde_json::to_string_pretty(&profile).expect("a profile serializes") + "\n";
+        Location::parse(url)?.write(json.into_bytes()).await?;
+    }
+    tracing::info!(rows, status = report.status.word(), "the contract holds");
+    Ok(())
+}
+
+async fn load_baseline(url: &str) -> Result<Option<Profile>> {
+    let loc = Location::parse(url)?;
+    match loc.read().await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::data(format!("{loc}: not a validate-features profile: {e}"))),
+        Err(e) if e.kind() == featurekit::Kind::Data => {
+            // no baseline yet (the first run): drift and volume rules are skipped
+            tracing::warn!(baseline = %loc, "no baseline profile: drift rules skipped ({e})");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn rule(name: impl Into<String>, requires: impl Into<String>) -> RuleResult {
+    RuleResult {
+        rule: name.into(),
+        status: Status::Pass,
+        requires: requires.into(),
+        observed: String::new(),
+        violations: 0,
+        examples: vec![],
+    }
+}
+
+/// A rule judged on violations: fail on any.
+fn from_violations(name: impl Into<String>, requires: impl Into<String>, v: &Violations, what: &str) -> RuleResult {
+    let mut r = rule(name, requires);
+    r.violations = v.count;
+    r.examples = v.examples.clone();
+    if v.count > 0 {
+        r.status = Status::Fail;
+        r.observed = format!("{} {what}", v.count);
+    } else {
+        r.observed = format!("no {what}");
+    }
+    r
+}
+
+fn graded(value: f64, warn: f64, fail: f64) -> Status {
+    if value > fail {
+        Status::Fail
+    } else if value > warn {
+        Status::Warn
+    } else {
+        Status::Pass
+    }
+}
+
+async fn validate_view(
+    spec: &Spec,
+    view: &FeatureView,
+    config: &Config,
+    input: &Location,
+    range: (i64, i64),
+    base: Option<&ViewProfile>,
+    args: &Args,
+) -> Result<(ViewReport, Option<ViewProfile>)> {
+    let entity = spec.entity(&view.entities[0]).expect("the spec checks entities");
+    let features: Vec<(String, featurekit::spec::Dtype)> =
+        view.features.iter().map(|f| (f.name.clone(), f.dtype)).collect();
+    let row_rules = rules::row_rules(view, config)?;
+    let psi_edges = features
+        .iter()
+        .map(|(name, _)| {
+            base.and_then(|b| b.features.get(name))
+                .map(|f| f.psi_bins.edges.clone())
+        })
+        .collect();
+    let mut out = ViewReport {
+        view: view.name.clone(),
+        status: Status::Pass,
+        rows: 0,
+        rules: vec![],
+        features: vec![],
+    };
+    let loc = input.join(&view.name);
+    let scan = ParquetScan::open(&loc).await?;
+    if scan.files().is_empty() {
+        return Err(Error::data(format!("{loc}: no Parquet for view {}", view.name)));
+    }
+    let mut columns = vec![
+        entity.join_key.clone(),
+        "event_timestamp".into(),
+        "created_timestamp".into(),
+    ];
+    columns.extend(features.iter().map(|f| f.0.clone()));
+    let schema_rule = |problem: Option<String>| {
+        let mut r = rule(
+            "schema.columns",
+            "every declared feature with its dtype, the entity, event_timestamp and created_timestamp",
+        );
+        match problem {
+            Some(p) => {
+                r.status = Status::Fail;
+                r.observed = p;
+                r.violations = 1;
+            }
+            None => r.observed = "as declared".into(),
+        }
+        r
+    };
+    let plan = match scan.columns(columns).plan().await {
+        Ok(plan) => plan,
+        Err(e) if e.kind() == featurekit::Kind::Data => {
+            out.rules.push(schema_rule(Some(e.to_string())));
+            out.status = Status::Fail;
+            return Ok((out, None));
+        }
+        Err(e) => return Err(e),
+    };
+    let total = plan.stats.rows.max(1);
+    let ctx = Arc::new(Ctx {
+        entity: entity.join_key.clone(),
+        timestamp: "event_timestamp".into(),
+        created: "created_timestamp".into(),
+        features: features.clone(),
+        rules: row_rules.clone(),
+        range,
+        sample_threshold: if total <= scan::SAMPLE {
+            u64::MAX
+        } else {
+            (u64::MAX as f64 * (scan::SAMPLE as f64 / total as f64)) as u64
+        },
+        psi_edges,
+    });
+    let prefix = format!("{}/", loc.path());
+    let mut partial = Partial::new(&ctx);
+    let mut problem: Option<SchemaProblem> = None;
+    let mut chunks = std::pin::pin!(
+        plan.chunks(2)
+            .map(|chunk| {
+                let ctx = ctx.clone();
+                let prefix = prefix.clone();
+                async move {
+                    let chunk = chunk?;
+                    let file = chunk.file.strip_prefix(&prefix).unwrap_or(&chunk.file).to_string();
+                    tokio::task::spawn_blocking(move || scan::analyze(&chunk.batches, &file, chunk.first_row, &ctx))
+                        .await
+                        .map_err(|e| Error::bug(format!("validator: {e}")))
+                }
+            })
+            .buffered(2)
+    );
+    while let Some(result) = chunks.try_next().await? {
+        match result {
+            Ok(p) => partial.merge(p),
+            Err(p) => {
+                problem = Some(p);
+                break;
+            }
+        }
+    }
+    if let Some(SchemaProblem(p)) = problem {
+        out.rules.push(schema_rule(Some(p)));
+        out.status = Status::Fail;
+        return Ok((out, None));
+    }
+    out.rows = partial.rows;
+    out.rules.push(schema_rule(None));
+
+    // rows, one by one
+    out.rules.push(from_violations(
+        format!("not_null.{}", entity.join_key),
+        "no null entity key",
+        &partial.null_entity,
+        "null entity keys",
+    ));
+    out.rules.push(from_violations(
+        "not_null.event_timestamp",
+        "no null event time",
+        &partial.null_timestamp,
+        "null event times",
+    ));
+    for (k, (name, dtype)) in features.iter().enumerate() {
+        if *dtype != featurekit::spec::Dtype::Int64 {
+            out.rules.push(from_violations(
+                format!("finite.{name}"),
+                "no NaN or infinity",
+                &partial.features[k].nonfinite,
+                "NaN or infinite values",
+            ));
+        }
+    }
+    for (r, v) in row_rules.iter().zip(&partial.rules) {
+        out.rules.push(from_violations(
+            r.name.clone(),
+            r.description.clone(),
+            v,
+            "rows break it",
+        ));
+    }
+    out.rules.push(from_violations(
+        "rows.in_range",
+        format!("{} <= event_timestamp <= {}", rfc(range.0), rfc(range.1)),
+        &partial.out_of_range,
+        "rows outside",
+    ));
+
+    // volume and coverage
+    if let Some(expected) = args.expected_rows {
+        let mut r = rule(
+            "rows.expected",
+            format!("{expected} rows in the interval (compute-windows wrote them)"),
+        );
+        r.observed = format!("{} rows", partial.in_range);
+        if partial.in_range != expected {
+            r.status = Status::Fail;
+            r.violations = partial.in_range.abs_diff(expected);
+        }
+        out.rules.push(r);
+    }
+    if let Some(b) = base {
+        let change = (partial.rows as f64 - b.rows as f64).abs() / (b.rows.max(1) as f64);
+        let mut r = rule(
+            "rows.baseline",
+            format!(
+                "within {:.0}% of the baseline's {} rows (warn above {:.0}%)",
+                config.volume.baseline_fail * 100.0,
+                b.rows,
+                config.volume.baseline_warn * 100.0
+            ),
+        );
+        r.observed = format!(
+            "{} rows ({:+.1}%)",
+            partial.rows,
+            (partial.rows as f64 / b.rows.max(1) as f64 - 1.0) * 100.0
+        );
+        r.status = graded(change, config.volume.baseline_warn, config.volume.baseline_fail);
+        out.rules.push(r);
+    }
+
+    // freshness
+    let lag = config.max_lag_micros().map_err(Error::config)?;
+    let mut r = rule(
+        "freshness",
+        format!(
+            "newest event_timestamp at or after {} (--end minus {})",
+            rfc(range.1 - lag),
+            config.freshness.max_lag
+        ),
+    );
+    match partial.newest {
+        Some(t) if t >= range.1 - lag => r.observed = format!("newest {}", rfc(t)),
+        Some(t) => {
+            r.status = Status::Fail;
+            r.observed = format!("newest {}: {} behind --end", rfc(t), human(range.1 - t));
+        }
+        None => {
+            r.status = Status::Fail;
+            r.observed = "no rows".into();
+        }
+    }
+    out.rules.push(r);
+
+    // the profile, and drift against the baseline's
+    let mut view_profile = ViewProfile {
+        rows: partial.rows,
+        newest_event: partial.newest.map(rfc),
+        features: BTreeMap::new(),
+    };
+    for (k, (name, dtype)) in features.iter().enumerate() {
+        let stats = &mut partial.features[k];
+        let p = FeatureProfile::from_stats(stats, partial.rows);
+        let b = base.and_then(|b| b.features.get(name));
+        let psi = b.and_then(|b| b.psi(&stats.psi_counts));
+        if let Some(b) = b {
+            let t = config.drift.psi;
+            let mut r = rule(
+                format!("drift.psi.{name}"),
+                format!("population stability index <= {} (warn above {})", t.fail, t.warn),
+            );
+            match psi {
+                Some(v) => {
+                    r.observed = format!("PSI {v:.4}");
+                    r.status = graded(v, t.warn, t.fail);
+                }
+                None => r.observed = "no values to compare".into(),
+            }
+            out.rules.push(r);
+            let t = config.drift.null_rate;
+            let change = (p.null_rate - b.null_rate).abs();
+            let mut r = rule(
+                format!("drift.null_rate.{name}"),
+                format!("null rate within {} of the baseline's (warn above {})", t.fail, t.warn),
+            );
+            r.observed = format!("{:.4} (baseline {:.4})", p.null_rate, b.null_rate);
+            r.status = graded(change, t.warn, t.fail);
+            out.rules.push(r);
+        }
+        // the histogram drawn: this run's bins, the baseline read off its percentiles
+        // over the 1st to 99th percentiles of both runs: a heavy tail would squeeze the rest
+        // into one bar (the first and last bars take what lies beyond)
+        let pct = |p: &FeatureProfile, k: usize| p.percentiles.get(k).copied();
+        let lo = [pct(&p, 1), b.and_then(|b| pct(b, 1))]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
+        let hi = [pct(&p, 99), b.and_then(|b| pct(b, 99))]
+            .into_iter()
+            .flatten()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let (bins, current, baseline) = if lo.is_finite() && hi.is_finite() {
+            let n = 24;
+            let width = if hi > lo { (hi - lo) / n as f64 } else { 1.0 };
+            let bins: Vec<f64> = (0..=n).map(|i| lo + width * i as f64).collect();
+            let mut counts = vec![0f64; n];
+            for x in &stats.sample {
+                counts[(((x - lo) / width).max(0.0) as usize).min(n - 1)] += 1.0;
+            }
+            let total = stats.sample.len().max(1) as f64;
+            let current = counts.iter().map(|c| c / total).collect();
+            let baseline = b.map(|b| b.fractions_in(&bins));
+            (bins, current, baseline)
+        } else {
+            (vec![], vec![], None)
+        };
+        out.features.push(FeatureReport {
+            feature: name.clone(),
+            dtype: rules::dtype_name(*dtype).into(),
+            count: p.count,
+            nulls: p.nulls,
+            min: p.min,
+            max: p.max,
+            mean: p.mean,
+            p50: p.percentiles.get(50).copied(),
+            p99: p.percentiles.get(99).copied(),
+            psi,
+            null_rate: p.null_rate,
+            baseline_null_rate: b.map(|b| b.null_rate),
+            bins,
+            current,
+            baseline,
+        });
+        view_profile.features.insert(name.clone(), p);
+    }
+    out.status = out.rules.iter().map(|r| r.status).max().unwrap_or(Status::Pass);
+    Ok((out, Some(view_profile)))
+}
+
+fn rfc(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| us.to_string())
+}
+
+fn human(us: i64) -> String {
+    let s = us / 1_000_000;
+    match s {
+        s if s >= 86_400 => format!("{:.1} days", s as f64 / 86_400.0),
+        s if s >= 3_600 => format!("{:.1} hours", s as f64 / 3_600.0),
+        s => format!("{s} s"),
+    }
+}

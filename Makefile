@@ -12,7 +12,7 @@ BIN     := target/$(PROFILE)
 DEMO    ?= out/demo
 ROWS    ?= 1000000
 
-.PHONY: help build test demo bench bench-compute-windows bench-materialize-redis lint fmt venv clean
+.PHONY: help build test demo bench bench-compute-windows bench-validate-features bench-materialize-redis lint fmt venv clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-24s %s\n", $$1, $$2}'
@@ -40,11 +40,19 @@ demo: venv ## run the pipeline locally on generated data
 	$(CARGO) build --workspace --bins
 	@scripts/demo.sh target/debug "$(DEMO)" "$(ROWS)" "$(PYTHON)" "$(FEAST_VENV)/bin/python"
 
-bench: bench-compute-windows bench-materialize-redis ## every side-by-side benchmark against its peers
+bench: bench-compute-windows bench-validate-features bench-materialize-redis ## every side-by-side benchmark against its peers
 
 bench-compute-windows: venv ## compute-windows vs DuckDB, Python Polars, the seed's pandas loop
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
 	$(PYTHON) bench/compute_windows.py "$(BIN)" $(BENCH_ARGS)
+
+$(VENV)/.bench-validate: bench/peers/requirements-validate.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peers/requirements-validate.txt
+	touch $@
+
+bench-validate-features: venv $(VENV)/.bench-validate ## validate-features vs compute-windows' time, pandera (polars), Great Expectations
+	$(CARGO) build --workspace --bins --profile $(PROFILE)
+	$(PYTHON) bench/validate_features.py "$(BIN)" $(BENCH_VALIDATE_ARGS)
 
 bench-materialize-redis: venv ## materialize-redis vs redis-cli --pipe and feast materialize
 	$(CARGO) build --workspace --bins --profile $(PROFILE)

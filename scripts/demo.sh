@@ -35,6 +35,20 @@ for r in rows.select(cols).to_pylist():
     print("  " + "  ".join(f"{k}={round(v, 2) if isinstance(v, float) else v}" for k, v in r.items()))
 PY
 
+step "validate-features: the contract, against the profile of the day before"
+# (the day before is computed apart: in production its profile is simply last run's --profile-out)
+"$bin/compute-windows" --spec features.yaml --input "$out/raw/" --output "$out/day-before" \
+  --start 2025-11-13 --end "$day" --log-level error
+"$bin/validate-features" --spec features.yaml --input "$out/day-before" --start 2025-11-13 --end "$day" \
+  --profile-out "$out/validate/baseline.json" --log-level error
+rows_out=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_out"])' "$out/compute-windows.json")
+"$bin/validate-features" --spec features.yaml --input "$out/offline" --start "$day" --end "$next" \
+  --baseline "$out/validate/baseline.json" --expected-rows "$rows_out" \
+  --report "$out/validate/report" --profile-out "$out/validate/profile.json" --summary "$out/validate-features.json"
+show "$out/validate-features.json" status rows_in seconds
+grep -E '^## |^\| `(rows|freshness|drift.psi.avg)' "$out/validate/report/report.md" | sed 's/^/  /'
+echo "  the full report: $out/validate/report/report.html (and report.md, report.json)"
+
 if [ -z "${REDIS:-}" ]; then
   port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$out/redis"

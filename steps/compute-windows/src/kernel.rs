@@ -137,9 +137,40 @@ impl Prefix {
     /// (sum, count) over `[l, r)`.
     #[inline]
     fn range(&self, l: usize, r: usize) -> (f64, u32) {
-        let (s, e) = two_sum(self.hi[r], -self.hi[l]);
-        (s + (e + (self.lo[r] - self.lo[l])), self.count[r] - self.count[l])
+        let (s, lo) = self.range_dd(l, r);
+        (s + lo, self.count[r] - self.count[l])
     }
+
+    /// The sum over `[l, r)` as an unevaluated pair `hi + lo`.
+    #[inline]
+    fn range_dd(&self, l: usize, r: usize) -> (f64, f64) {
+        let (s, e) = two_sum(self.hi[r], -self.hi[l]);
+        (s, e + (self.lo[r] - self.lo[l]))
+    }
+
+    /// The mean over `[l, r)` (`count > 0`), divided from the pair: rounding the sum to f64
+    /// first could put the mean of equal values one ulp above them (and above their max).
+    #[inline]
+    fn mean(&self, l: usize, r: usize, count: u32) -> f64 {
+        let (hi, lo) = self.range_dd(l, r);
+        let n = count as f64;
+        let q = hi / n;
+        let (p, e) = two_prod(q, n);
+        q + (((hi - p) - e) + lo) / n
+    }
+}
+
+/// `a * b` as an exact pair (Dekker's product with Veltkamp's split, no FMA needed).
+#[inline]
+fn two_prod(a: f64, b: f64) -> (f64, f64) {
+    let split = |x: f64| {
+        let c = 134_217_729.0 * x; // 2^27 + 1
+        let hi = c - (c - x);
+        (hi, x - hi)
+    };
+    let p = a * b;
+    let ((ah, al), (bh, bl)) = (split(a), split(b));
+    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
 }
 
 // ---- per-feature state -------------------------------------------------------------
@@ -295,11 +326,12 @@ impl<'a> Kernel<'a> {
                     }
                 }
                 (_, Aggregation::Sum | Aggregation::Mean, Input::Value(c)) => {
-                    let (sum, count) = self.prefixes[c].as_ref().expect("prefix planned").range(l, r);
+                    let prefix = self.prefixes[c].as_ref().expect("prefix planned");
+                    let (sum, count) = prefix.range(l, r);
                     match (count, f.aggregation) {
                         (0, _) => f.empty,
                         (_, Aggregation::Sum) => sum,
-                        _ => sum / count as f64,
+                        _ => prefix.mean(l, r, count),
                     }
                 }
                 (
@@ -393,11 +425,12 @@ fn window_value(f: &FeaturePlan, part: &Partition, prefixes: &[Option<Prefix>], 
             }
         }
         (Aggregation::Sum | Aggregation::Mean, Input::Value(c)) => {
-            let (sum, count) = prefixes[c].as_ref().expect("prefix planned").range(l, r);
+            let prefix = prefixes[c].as_ref().expect("prefix planned");
+            let (sum, count) = prefix.range(l, r);
             match (count, f.aggregation) {
                 (0, _) => f.empty,
                 (_, Aggregation::Sum) => sum,
-                _ => sum / count as f64,
+                _ => prefix.mean(l, r, count),
             }
         }
         (Aggregation::Min | Aggregation::Max, Input::Value(c)) => {
@@ -436,6 +469,20 @@ mod tests {
     }
 
     /// The definition, written as plainly as possible: O(n^2).
+    #[test]
+    fn the_mean_of_equal_values_is_that_value_never_above_the_max() {
+        for x in [7.26, 115.15, 28.35, 0.1, 1e-300, 3.4028235e38, 123_456.789] {
+            for n in 1..40usize {
+                let p = Prefix::new(&vec![x; n]);
+                assert_eq!(p.mean(0, n, n as u32), x, "{n} x {x}");
+            }
+        }
+        let values = [0.1, 0.2, 0.30000000000000004, 0.1];
+        let p = Prefix::new(&values);
+        let mean = p.mean(0, 4, 4);
+        assert!(mean <= 0.30000000000000004 && mean >= 0.1);
+    }
+
     fn naive(plan: &Plan, part: &Partition, range: Range) -> Vec<(bool, i64, i64, Vec<f64>)> {
         let n = part.ts.len();
         let eval = |e: i64, t: i64| -> Vec<f64> {

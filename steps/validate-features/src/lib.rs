@@ -235,7 +235,12 @@ async fn validate_view(
         }
         r
     };
-    let plan = match scan.columns(columns).plan().await {
+    // the offline store keeps every run's rows: read the row groups that may hold this run's
+    // (a row group that straddles the interval is read whole, and its strays are caught)
+    let scan = scan
+        .columns(columns)
+        .prune("event_timestamp", range.0, range.1.saturating_add(1));
+    let plan = match scan.plan().await {
         Ok(plan) => plan,
         Err(e) if e.kind() == featurekit::Kind::Data => {
             out.rules.push(schema_rule(Some(e.to_string())));

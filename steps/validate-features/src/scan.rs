@@ -142,25 +142,6 @@ impl Partial {
     }
 }
 
-enum Num<'a> {
-    I64(&'a arrow::array::PrimitiveArray<Int64Type>),
-    I32(&'a arrow::array::PrimitiveArray<Int32Type>),
-    F64(&'a arrow::array::PrimitiveArray<Float64Type>),
-    F32(&'a arrow::array::PrimitiveArray<Float32Type>),
-}
-
-impl Num<'_> {
-    #[inline]
-    fn get(&self, r: usize) -> Option<f64> {
-        match self {
-            Num::I64(a) => a.is_valid(r).then(|| a.value(r) as f64),
-            Num::I32(a) => a.is_valid(r).then(|| a.value(r) as f64),
-            Num::F64(a) => a.is_valid(r).then(|| a.value(r)),
-            Num::F32(a) => a.is_valid(r).then(|| a.value(r) as f64),
-        }
-    }
-}
-
 /// A column whose type breaks the schema rule.
 #[derive(Debug, Clone)]
 pub struct SchemaProblem(pub String);
@@ -235,31 +216,67 @@ pub fn check_schema(batch: &RecordBatch, ctx: &Ctx, file: &str) -> Result<(), Sc
     Ok(())
 }
 
-/// The pass over one chunk's batches.
+/// A numeric column of a batch as f64 (NaN where null), with its validity when it has nulls:
+/// a Float64 column without nulls is used in place.
+fn as_f64(a: &ArrayRef) -> (std::borrow::Cow<'_, [f64]>, Option<Vec<bool>>) {
+    use std::borrow::Cow;
+    if a.data_type() == &DataType::Float64 && a.null_count() == 0 {
+        return (Cow::Borrowed(a.as_primitive::<Float64Type>().values()), None);
+    }
+    let valid = (a.null_count() > 0).then(|| (0..a.len()).map(|i| a.is_valid(i)).collect::<Vec<bool>>());
+    let mut v: Vec<f64> = match a.data_type() {
+        DataType::Int64 => a
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .map(|&x| x as f64)
+            .collect(),
+        DataType::Int32 => a
+            .as_primitive::<Int32Type>()
+            .values()
+            .iter()
+            .map(|&x| x as f64)
+            .collect(),
+        DataType::Float32 => a
+            .as_primitive::<Float32Type>()
+            .values()
+            .iter()
+            .map(|&x| x as f64)
+            .collect(),
+        _ => a.as_primitive::<Float64Type>().values().to_vec(),
+    };
+    if let Some(valid) = &valid {
+        for (x, ok) in v.iter_mut().zip(valid) {
+            if !ok {
+                *x = f64::NAN;
+            }
+        }
+    }
+    (Cow::Owned(v), valid)
+}
+
+/// Rows of `n` where `broken` holds, counted in one tight loop.
+#[inline]
+fn count_where(n: usize, broken: impl Fn(usize) -> bool) -> usize {
+    (0..n).filter(|&r| broken(r)).count()
+}
+
+/// The pass over one chunk's batches, column by column.
 pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -> Result<Partial, SchemaProblem> {
     let mut p = Partial::new(ctx);
     let seed = file.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
     let mut row0 = first_row;
-    let mut vals = vec![f64::NAN; ctx.features.len()];
     for batch in batches {
         check_schema(batch, ctx, file)?;
         let n = batch.num_rows();
         let entity = batch.column_by_name(&ctx.entity).expect("checked");
         let (ts, mul, div) = micros(batch.column_by_name(&ctx.timestamp).expect("checked")).expect("checked");
-        let cols: Vec<Num> = ctx
+        let cols: Vec<(std::borrow::Cow<[f64]>, Option<Vec<bool>>)> = ctx
             .features
             .iter()
-            .map(|(name, _)| {
-                let a = batch.column_by_name(name).expect("checked");
-                match a.data_type() {
-                    DataType::Int64 => Num::I64(a.as_primitive()),
-                    DataType::Int32 => Num::I32(a.as_primitive()),
-                    DataType::Float32 => Num::F32(a.as_primitive()),
-                    _ => Num::F64(a.as_primitive()),
-                }
-            })
+            .map(|(name, _)| as_f64(batch.column_by_name(name).expect("checked")))
             .collect();
         let entity_text = |r: usize| -> String {
             if entity.is_null(r) {
@@ -284,80 +301,145 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
             },
             values,
         };
+        let note = |v: &mut Violations, r: usize, values: Vec<(String, String)>| {
+            v.count += 1;
+            if v.examples.len() < EXAMPLES {
+                v.examples.push(example(r, values));
+            }
+        };
         let shown = crate::report::short;
         p.rows += n as u64;
-        for r in 0..n {
-            if entity.is_null(r) {
-                p.null_entity.count += 1;
-                if p.null_entity.examples.len() < EXAMPLES {
-                    p.null_entity.examples.push(example(r, vec![]));
+
+        // keys and times
+        if entity.null_count() > 0 {
+            for r in (0..n).filter(|&r| entity.is_null(r)) {
+                note(&mut p.null_entity, r, vec![]);
+            }
+        }
+        if ts.null_count() > 0 {
+            for r in (0..n).filter(|&r| ts.is_null(r)) {
+                note(&mut p.null_timestamp, r, vec![]);
+            }
+        }
+        let (lo, hi) = ctx.range;
+        let mut newest = i64::MIN;
+        let mut outside = 0u64;
+        for (r, &raw) in ts.values().iter().enumerate() {
+            let t = raw.saturating_mul(mul) / div;
+            let valid = ts.null_count() == 0 || ts.is_valid(r);
+            let out = valid && (t < lo || t > hi);
+            outside += out as u64;
+            if valid && t > newest {
+                newest = t;
+            }
+        }
+        if outside > 0 {
+            for (r, &raw) in ts.values().iter().enumerate() {
+                let t = raw.saturating_mul(mul) / div;
+                if ts.is_valid(r) && (t < lo || t > hi) {
+                    note(&mut p.out_of_range, r, vec![]);
                 }
             }
-            if ts.is_null(r) {
-                p.null_timestamp.count += 1;
-                if p.null_timestamp.examples.len() < EXAMPLES {
-                    p.null_timestamp.examples.push(example(r, vec![]));
-                }
-            } else {
-                let t = ts.value(r).saturating_mul(mul) / div;
-                if t < ctx.range.0 || t > ctx.range.1 {
-                    p.out_of_range.count += 1;
-                    if p.out_of_range.examples.len() < EXAMPLES {
-                        p.out_of_range.examples.push(example(r, vec![]));
-                    }
+        }
+        p.in_range += (n as u64 - ts.null_count() as u64) - outside;
+        if newest > i64::MIN {
+            p.newest = p.newest.max(Some(newest));
+        }
+
+        // the sample: the same rows for every feature
+        let sampled: Vec<usize> = if ctx.sample_threshold == u64::MAX {
+            (0..n).collect()
+        } else {
+            (0..n)
+                .filter(|&r| splitmix(seed ^ (row0 + r as u64)) < ctx.sample_threshold)
+                .collect()
+        };
+
+        // each feature's statistics
+        for (k, ((values, valid), stats)) in cols.iter().zip(p.features.iter_mut()).enumerate() {
+            let (mut count, mut sum, mut min, mut max) = (0u64, 0.0f64, stats.min, stats.max);
+            let mut bad = 0u64;
+            for &x in values.iter() {
+                if x.is_finite() {
+                    count += 1;
+                    sum += x;
+                    min = min.min(x);
+                    max = max.max(x);
                 } else {
-                    p.in_range += 1;
+                    bad += 1;
                 }
-                p.newest = p.newest.max(Some(t));
             }
-            let sampled = splitmix(seed ^ (row0 + r as u64)) < ctx.sample_threshold;
-            for (k, (col, stats)) in cols.iter().zip(p.features.iter_mut()).enumerate() {
-                let v = col.get(r);
-                vals[k] = v.unwrap_or(f64::NAN);
-                match v {
-                    None => stats.nulls += 1,
-                    Some(x) if !x.is_finite() => {
+            let nulls = valid.as_ref().map_or(0, |v| v.iter().filter(|ok| !**ok).count() as u64);
+            stats.nulls += nulls;
+            stats.count += count;
+            stats.sum += sum;
+            stats.min = min;
+            stats.max = max;
+            if bad > nulls {
+                // NaN or infinity in valid slots
+                for (r, &x) in values.iter().enumerate() {
+                    if !x.is_finite() && valid.as_ref().is_none_or(|v| v[r]) {
                         stats.nonfinite.count += 1;
                         if stats.nonfinite.examples.len() < EXAMPLES {
                             let name = ctx.features[k].0.clone();
                             stats.nonfinite.examples.push(example(r, vec![(name, shown(x))]));
                         }
                     }
-                    Some(x) => {
-                        stats.count += 1;
-                        stats.sum += x;
-                        stats.min = stats.min.min(x);
-                        stats.max = stats.max.max(x);
-                        if sampled {
-                            stats.sample.push(x);
-                        }
-                        if let Some(edges) = &ctx.psi_edges[k] {
-                            let bin = edges.partition_point(|e| *e < x);
-                            stats.psi_counts[bin] += 1;
-                        }
-                    }
                 }
             }
-            for (rule, viol) in ctx.rules.iter().zip(p.rules.iter_mut()) {
-                let (broken, first, second) = match &rule.rule {
-                    RowRule::NonNegative(i) => (vals[*i] < 0.0, *i, None),
-                    RowRule::AtMost { small, large } => (vals[*small] > vals[*large], *small, Some(*large)),
+            stats
+                .sample
+                .extend(sampled.iter().map(|&r| values[r]).filter(|x| x.is_finite()));
+            if let Some(edges) = &ctx.psi_edges[k] {
+                for &x in values.iter().filter(|x| x.is_finite()) {
+                    // at most nine edges: counting them beats a binary search
+                    let bin = edges.iter().filter(|e| **e < x).count();
+                    stats.psi_counts[bin] += 1;
+                }
+            }
+        }
+
+        // the row rules (comparisons with NaN, i.e. null, are false: nulls break no rule)
+        for (rule, viol) in ctx.rules.iter().zip(p.rules.iter_mut()) {
+            let (first, second) = match &rule.rule {
+                RowRule::NonNegative(i) => (*i, None),
+                RowRule::AtMost { small, large } => (*small, Some(*large)),
+                RowRule::Within { feature, .. } => (*feature, None),
+            };
+            let broken = |r: usize| -> bool {
+                match &rule.rule {
+                    RowRule::NonNegative(i) => cols[*i].0[r] < 0.0,
+                    RowRule::AtMost { small, large } => cols[*small].0[r] > cols[*large].0[r],
                     RowRule::Within { feature, min, max } => {
-                        let v = vals[*feature];
-                        (min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m), *feature, None)
-                    }
-                };
-                // comparisons with NaN (null) are false: nulls never break a row rule
-                if broken {
-                    viol.count += 1;
-                    if viol.examples.len() < EXAMPLES {
-                        let values = std::iter::once(first)
-                            .chain(second)
-                            .map(|i| (ctx.features[i].0.clone(), shown(vals[i])))
-                            .collect();
-                        viol.examples.push(example(r, values));
+                        let v = cols[*feature].0[r];
+                        min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m)
                     }
                 }
+            };
+            // one monomorphic loop per kind of rule
+            let count = match &rule.rule {
+                RowRule::NonNegative(i) => {
+                    let a = &cols[*i].0;
+                    count_where(n, |r| a[r] < 0.0)
+                }
+                RowRule::AtMost { small, large } => {
+                    let (a, b) = (&cols[*small].0, &cols[*large].0);
+                    count_where(n, |r| a[r] > b[r])
+                }
+                RowRule::Within { .. } => count_where(n, broken),
+            };
+            if count > 0 {
+                for r in (0..n)
+                    .filter(|&r| broken(r))
+                    .take(EXAMPLES.saturating_sub(viol.examples.len()))
+                {
+                    let values = std::iter::once(first)
+                        .chain(second)
+                        .map(|i| (ctx.features[i].0.clone(), shown(cols[i].0[r])))
+                        .collect();
+                    viol.examples.push(example(r, values));
+                }
+                viol.count += count as u64;
             }
         }
         row0 += n as u64;

@@ -1,0 +1,81 @@
+//! validate-features from the shell: usage and configuration errors, the README's help.
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_validate-features"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn start_after_end_is_a_usage_error() {
+    let out = run(&["--input", "x", "--start", "2025-11-02", "--end", "2025-11-01"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_bad_rules_file_is_a_config_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    for (text, says) in [
+        ("fresness:\n  max_lag: 1h\n", "unknown field"),
+        ("freshness:\n  max_lag: soon\n", "max_lag"),
+        ("bounds:\n  no_such_feature: {min: 0}\n", "no_such_feature"),
+    ] {
+        std::fs::write(&rules, text).unwrap();
+        let out = run(&[
+            "--input",
+            "x",
+            "--start",
+            "2025-11-01",
+            "--end",
+            "2025-11-02",
+            "--rules",
+            rules.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn no_input_is_a_data_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--start",
+        "2025-11-01",
+        "--end",
+        "2025-11-02",
+    ]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+}
+
+/// The README's usage block is `--help`, verbatim; `UPDATE_README=1 cargo test` rewrites it.
+#[test]
+fn readme_shows_the_current_help() {
+    let out = run(&["--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (head, rest) = readme.split_once("<!-- help:start -->\n").expect("help:start marker");
+    let (_, tail) = rest.split_once("<!-- help:end -->").expect("help:end marker");
+    let fresh = format!("{head}<!-- help:start -->\n```text\n{help}```\n<!-- help:end -->{tail}");
+    if std::env::var_os("UPDATE_README").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    assert!(
+        readme == fresh,
+        "README.md's usage block is stale: run `UPDATE_README=1 cargo test -p validate-features readme`"
+    );
+}

@@ -480,7 +480,7 @@ mod tests {
         let values = [0.1, 0.2, 0.30000000000000004, 0.1];
         let p = Prefix::new(&values);
         let mean = p.mean(0, 4, 4);
-        assert!(mean <= 0.30000000000000004 && mean >= 0.1);
+        assert!((0.1..=0.30000000000000004).contains(&mean));
     }
 
     fn naive(plan: &Plan, part: &Partition, range: Range) -> Vec<(bool, i64, i64, Vec<f64>)> {

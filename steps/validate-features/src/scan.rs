@@ -216,9 +216,12 @@ pub fn check_schema(batch: &RecordBatch, ctx: &Ctx, file: &str) -> Result<(), Sc
     Ok(())
 }
 
+/// A feature column as f64 (NaN where null), and its validity when it has nulls.
+type Values<'a> = (std::borrow::Cow<'a, [f64]>, Option<Vec<bool>>);
+
 /// A numeric column of a batch as f64 (NaN where null), with its validity when it has nulls:
 /// a Float64 column without nulls is used in place.
-fn as_f64(a: &ArrayRef) -> (std::borrow::Cow<'_, [f64]>, Option<Vec<bool>>) {
+fn as_f64(a: &ArrayRef) -> Values<'_> {
     use std::borrow::Cow;
     if a.data_type() == &DataType::Float64 && a.null_count() == 0 {
         return (Cow::Borrowed(a.as_primitive::<Float64Type>().values()), None);
@@ -273,7 +276,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         let n = batch.num_rows();
         let entity = batch.column_by_name(&ctx.entity).expect("checked");
         let (ts, mul, div) = micros(batch.column_by_name(&ctx.timestamp).expect("checked")).expect("checked");
-        let cols: Vec<(std::borrow::Cow<[f64]>, Option<Vec<bool>>)> = ctx
+        let cols: Vec<Values> = ctx
             .features
             .iter()
             .map(|(name, _)| as_f64(batch.column_by_name(name).expect("checked")))

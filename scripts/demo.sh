@@ -36,10 +36,10 @@ for r in rows.select(cols).to_pylist():
 PY
 
 step "validate-features: the contract, against the profile of the day before"
-# (the day before is computed apart: in production its profile is simply last run's --profile-out)
-"$bin/compute-windows" --spec features.yaml --input "$out/raw/" --output "$out/day-before" \
-  --start 2025-11-13 --end "$day" --log-level error
-"$bin/validate-features" --spec features.yaml --input "$out/day-before" --start 2025-11-13 --end "$day" \
+# the day before, as yesterday's run left it: its rows, its as-of rows at $day, its profile (the baseline)
+"$bin/compute-windows" --spec features.yaml --input "$out/raw/" --output "$out/offline" \
+  --start 2025-11-13 --end "$day" --created-at 2025-11-14T01:00:00Z --log-level error
+"$bin/validate-features" --spec features.yaml --input "$out/offline" --start 2025-11-13 --end "$day" \
   --profile-out "$out/validate/baseline.json" --log-level error
 rows_out=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_out"])' "$out/compute-windows.json")
 "$bin/validate-features" --spec features.yaml --input "$out/offline" --start "$day" --end "$next" \

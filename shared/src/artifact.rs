@@ -620,6 +620,20 @@ pub struct ScanPlan {
 }
 
 impl ScanPlan {
+    /// The largest value of an INT64 or timestamp column (microseconds for timestamps) over the
+    /// row groups the plan reads, from their statistics alone; `None` when one lacks them.
+    pub fn max_of(&self, column: &str) -> Result<Option<i64>> {
+        let mut max = None;
+        for unit in &self.units {
+            let (meta, rm, _) = &self.files[unit.file];
+            match column_range(rm, unit.row_group, column, meta)? {
+                Some((_, hi)) => max = max.max(Some(hi)),
+                None => return Ok(None),
+            }
+        }
+        Ok(max)
+    }
+
     /// Decodes row groups on the runtime's threads, `concurrency` at a time, and yields
     /// them in file and row-group order.
     pub fn chunks(self, concurrency: usize) -> impl Stream<Item = Result<Chunk>> {

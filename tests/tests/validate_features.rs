@@ -61,8 +61,10 @@ fn validate(dir: &Path, input: &str, extra: &[&str]) -> (Output, serde_json::Val
         .arg("--spec")
         .arg(repo_root().join("features.yaml"))
         .args(["--input", input, "--start", DAY, "--end", NEXT])
-        .args(["--log-format", "text", "--log-level", "warn"])
         .args(extra);
+    if !extra.contains(&"--log-level") {
+        cmd.args(["--log-format", "text", "--log-level", "warn"]);
+    }
     let report = match extra.iter().position(|a| *a == "--report") {
         Some(i) => dir.join(extra[i + 1]),
         None => {
@@ -274,6 +276,46 @@ fn clean_data_passes_and_each_broken_rule_fails_by_name() {
         let md = std::fs::read_to_string(dir.join(format!("report-{name}/report.md"))).unwrap();
         assert!(md.contains("FAIL"), "{name}");
     }
+}
+
+/// A daily pipeline's store: the day before left its rows and, at this run's start, its as-of
+/// rows (with an older created_timestamp). They are in the interval but are not this run's.
+#[test]
+fn the_day_befores_as_of_rows_are_not_this_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (offline, rows) = clean(dir);
+    ok(run(Command::new(bin("compute-windows"))
+        .arg("--spec")
+        .arg(repo_root().join("features.yaml"))
+        .arg("--input")
+        .arg(dir.join("raw.parquet"))
+        .arg("--output")
+        .arg(&offline)
+        .args([
+            "--start",
+            "2025-11-13",
+            "--end",
+            DAY,
+            "--created-at",
+            "2025-11-14T01:00:00Z",
+        ])
+        .args(["--log-level", "error"])));
+    let (out, report) = validate(dir, "clean", &["--expected-rows", &rows.to_string()]);
+    ok(out);
+    let rule = report["views"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "rows.expected")
+        .unwrap()
+        .clone();
+    assert_eq!(rule["status"], "pass", "{rule:#}");
+    assert_eq!(report["views"][0]["rows"], rows, "this run's rows only");
+    // the day before's as-of rows sit at this run's start, inside the interval, left out
+    let (out, _) = validate(dir, "clean", &["--log-level", "info", "--log-format", "json"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("rows of earlier runs"), "{log}");
 }
 
 /// Fixed rows (no generator, no clock): the report and the profile are byte for byte golden.

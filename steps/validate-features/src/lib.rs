@@ -250,6 +250,9 @@ async fn validate_view(
         Err(e) => return Err(e),
     };
     let total = plan.stats.rows.max(1);
+    // this run's rows carry the newest created_timestamp (compute-windows stamps a run's rows
+    // alike); older ones in the interval are an earlier run's as-of rows, checked by that run
+    let run_created = plan.max_of("created_timestamp")?;
     let ctx = Arc::new(Ctx {
         entity: entity.join_key.clone(),
         timestamp: "event_timestamp".into(),
@@ -263,6 +266,7 @@ async fn validate_view(
             (u64::MAX as f64 * (scan::SAMPLE as f64 / total as f64)) as u64
         },
         psi_edges,
+        run_created,
     });
     let prefix = format!("{}/", loc.path());
     let mut partial = Partial::new(&ctx);
@@ -298,6 +302,12 @@ async fn validate_view(
     }
     out.rows = partial.rows;
     out.rules.push(schema_rule(None));
+    if partial.earlier > 0 {
+        tracing::info!(
+            rows = partial.earlier,
+            "rows of earlier runs in the interval (an older created_timestamp) left out: their run checked them"
+        );
+    }
 
     // rows, one by one
     out.rules.push(from_violations(
@@ -341,7 +351,7 @@ async fn validate_view(
     if let Some(expected) = args.expected_rows {
         let mut r = rule(
             "rows.expected",
-            format!("{expected} rows in the interval (compute-windows wrote them)"),
+            format!("{expected} rows of this run in the interval (compute-windows wrote them)"),
         );
         r.observed = format!("{} rows", partial.in_range);
         if partial.in_range != expected {
@@ -351,7 +361,8 @@ async fn validate_view(
         out.rules.push(r);
     }
     if let Some(b) = base {
-        let change = (partial.rows as f64 - b.rows as f64).abs() / (b.rows.max(1) as f64);
+        let rows = out.rows;
+        let change = (rows as f64 - b.rows as f64).abs() / (b.rows.max(1) as f64);
         let mut r = rule(
             "rows.baseline",
             format!(
@@ -395,13 +406,13 @@ async fn validate_view(
 
     // the profile, and drift against the baseline's
     let mut view_profile = ViewProfile {
-        rows: partial.rows,
+        rows: out.rows,
         newest_event: partial.newest.map(rfc),
         features: BTreeMap::new(),
     };
     for (k, (name, dtype)) in features.iter().enumerate() {
         let stats = &mut partial.features[k];
-        let p = FeatureProfile::from_stats(stats, partial.rows);
+        let p = FeatureProfile::from_stats(stats, out.rows);
         let b = base.and_then(|b| b.features.get(name));
         let psi = b.and_then(|b| b.psi(&stats.psi_counts));
         if let Some(b) = b {

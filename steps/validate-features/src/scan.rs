@@ -25,6 +25,10 @@ pub struct Ctx {
     pub sample_threshold: u64,
     /// Per feature, the baseline's PSI bin edges (upper bounds, inclusive).
     pub psi_edges: Vec<Option<Vec<f64>>>,
+    /// The created_timestamp of this run's rows (microseconds): rows with another one were
+    /// written, and checked, by an earlier run (the as-of rows the day before left at this
+    /// run's start). `None` checks every row.
+    pub run_created: Option<i64>,
 }
 
 /// An offending row.
@@ -100,6 +104,8 @@ impl FeatureStats {
 pub struct Partial {
     pub rows: u64,
     pub in_range: u64,
+    /// Rows of earlier runs (another created_timestamp), left out of every check.
+    pub earlier: u64,
     pub out_of_range: Violations,
     pub null_entity: Violations,
     pub null_timestamp: Violations,
@@ -113,6 +119,7 @@ impl Partial {
         Partial {
             rows: 0,
             in_range: 0,
+            earlier: 0,
             out_of_range: Violations::default(),
             null_entity: Violations::default(),
             null_timestamp: Violations::default(),
@@ -129,6 +136,7 @@ impl Partial {
     pub fn merge(&mut self, o: Partial) {
         self.rows += o.rows;
         self.in_range += o.in_range;
+        self.earlier += o.earlier;
         self.out_of_range.merge(o.out_of_range);
         self.null_entity.merge(o.null_entity);
         self.null_timestamp.merge(o.null_timestamp);
@@ -273,6 +281,9 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
     let mut row0 = first_row;
     for batch in batches {
         check_schema(batch, ctx, file)?;
+        let total = batch.num_rows();
+        let (batch, rows_of) = this_run(batch, ctx, &mut p.earlier);
+        let batch = &batch;
         let n = batch.num_rows();
         let entity = batch.column_by_name(&ctx.entity).expect("checked");
         let (ts, mul, div) = micros(batch.column_by_name(&ctx.timestamp).expect("checked")).expect("checked");
@@ -295,7 +306,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         };
         let example = |r: usize, values: Vec<(String, String)>| Example {
             file: file.to_string(),
-            row: row0 + r as u64,
+            row: row0 + rows_of.as_ref().map_or(r, |rows| rows[r]) as u64,
             entity: entity_text(r),
             event_timestamp: if ts.is_valid(r) {
                 rfc3339(ts.value(r).saturating_mul(mul) / div)
@@ -348,7 +359,6 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         if newest > i64::MIN {
             p.newest = p.newest.max(Some(newest));
         }
-
         // the sample: the same rows for every feature
         let sampled: Vec<usize> = if ctx.sample_threshold == u64::MAX {
             (0..n).collect()
@@ -445,9 +455,37 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
                 viol.count += count as u64;
             }
         }
-        row0 += n as u64;
+        row0 += total as u64;
     }
     Ok(p)
+}
+
+/// The rows of `batch` this run wrote (all of them when every row is), with their row numbers
+/// in the batch when some are left out; counts the others in `earlier`.
+fn this_run(batch: &RecordBatch, ctx: &Ctx, earlier: &mut u64) -> (RecordBatch, Option<Vec<usize>>) {
+    let Some(stamp) = ctx.run_created else {
+        return (batch.clone(), None);
+    };
+    let Some((created, mul, div)) = micros(batch.column_by_name(&ctx.created).expect("checked")) else {
+        return (batch.clone(), None);
+    };
+    let ours = |r: usize| created.is_null(r) || created.value(r).saturating_mul(mul) / div == stamp;
+    let n = batch.num_rows();
+    let kept: Vec<usize> = (0..n).filter(|&r| ours(r)).collect();
+    if kept.len() == n {
+        return (batch.clone(), None);
+    }
+    *earlier += (n - kept.len()) as u64;
+    let indices = arrow::array::UInt32Array::from_iter_values(kept.iter().map(|&r| r as u32));
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| arrow::compute::take(c, &indices, None).expect("indices in range"))
+        .collect();
+    (
+        RecordBatch::try_new(batch.schema(), columns).expect("same schema"),
+        Some(kept),
+    )
 }
 
 #[cfg(test)]

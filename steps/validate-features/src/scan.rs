@@ -471,10 +471,10 @@ fn this_run(batch: &RecordBatch, ctx: &Ctx, earlier: &mut u64) -> (RecordBatch, 
     };
     let ours = |r: usize| created.is_null(r) || created.value(r).saturating_mul(mul) / div == stamp;
     let n = batch.num_rows();
-    let kept: Vec<usize> = (0..n).filter(|&r| ours(r)).collect();
-    if kept.len() == n {
+    if (0..n).all(ours) {
         return (batch.clone(), None);
     }
+    let kept: Vec<usize> = (0..n).filter(|&r| ours(r)).collect();
     *earlier += (n - kept.len()) as u64;
     let indices = arrow::array::UInt32Array::from_iter_values(kept.iter().map(|&r| r as u32));
     let columns = batch

@@ -339,7 +339,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         let mut newest = i64::MIN;
         let mut outside = 0u64;
         for (r, &raw) in ts.values().iter().enumerate() {
-            let t = raw.saturating_mul(mul) / div;
+            let t = if div == 1 { raw.saturating_mul(mul) } else { raw / div };
             let valid = ts.null_count() == 0 || ts.is_valid(r);
             let out = valid && (t < lo || t > hi);
             outside += out as u64;
@@ -469,7 +469,8 @@ fn this_run(batch: &RecordBatch, ctx: &Ctx, earlier: &mut u64) -> (RecordBatch, 
     let Some((created, mul, div)) = micros(batch.column_by_name(&ctx.created).expect("checked")) else {
         return (batch.clone(), None);
     };
-    let ours = |r: usize| created.is_null(r) || created.value(r).saturating_mul(mul) / div == stamp;
+    let at = |v: i64| if div == 1 { v.saturating_mul(mul) } else { v / div };
+    let ours = |r: usize| created.is_null(r) || at(created.value(r)) == stamp;
     let n = batch.num_rows();
     if (0..n).all(ours) {
         return (batch.clone(), None);

@@ -691,6 +691,45 @@ async fn load_metadata(store: &Arc<dyn ObjectStore>, meta: &ObjectMeta) -> Resul
         .map_err(|e| file_error(meta, e))
 }
 
+/// A timestamp column of any unit, read as microseconds since the epoch.
+pub struct Micros {
+    /// The raw values, in the column's own unit (its buffers, not copied).
+    pub raw: arrow::array::PrimitiveArray<arrow::datatypes::Int64Type>,
+    mul: i64,
+    div: i64,
+}
+
+impl Micros {
+    /// `None` when `a` is not a timestamp column.
+    pub fn of(a: &arrow::array::ArrayRef) -> Option<Micros> {
+        let (mul, div) = micros_factor(a.data_type())?;
+        // every timestamp unit is an i64 underneath: reinterpret the buffers
+        let data = a.to_data().into_builder().data_type(DataType::Int64).build().ok()?;
+        Some(Micros {
+            raw: data.into(),
+            mul,
+            div,
+        })
+    }
+
+    /// A raw value in microseconds.
+    #[inline]
+    pub fn convert(&self, raw: i64) -> i64 {
+        if self.div == 1 {
+            raw.saturating_mul(self.mul)
+        } else {
+            raw.div_euclid(self.div)
+        }
+    }
+
+    /// Row `r` in microseconds, `None` when null.
+    #[inline]
+    pub fn get(&self, r: usize) -> Option<i64> {
+        use arrow::array::Array;
+        self.raw.is_valid(r).then(|| self.convert(self.raw.value(r)))
+    }
+}
+
 /// Microseconds per unit of a timestamp column (`None` for other types).
 fn micros_factor(t: &DataType) -> Option<(i64, i64)> {
     match t {

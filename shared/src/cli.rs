@@ -68,6 +68,30 @@ pub fn check_env_twins(cmd: &clap::Command) -> Result<(), String> {
     }
 }
 
+/// Checks that a step's README shows its `--help` verbatim between `<!-- help:start -->` and
+/// `<!-- help:end -->`; with `UPDATE_README` set in the environment, rewrites the block instead.
+/// Each step's CLI tests call it with its own binary's help.
+pub fn check_readme_help(readme: &std::path::Path, help: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(readme).map_err(|e| format!("{}: {e}", readme.display()))?;
+    let (head, rest) = text
+        .split_once("<!-- help:start -->\n")
+        .ok_or("no <!-- help:start --> marker")?;
+    let (_, tail) = rest
+        .split_once("<!-- help:end -->")
+        .ok_or("no <!-- help:end --> marker")?;
+    let fresh = format!("{head}<!-- help:start -->\n```text\n{help}```\n<!-- help:end -->{tail}");
+    if std::env::var_os("UPDATE_README").is_some() {
+        return std::fs::write(readme, fresh).map_err(|e| e.to_string());
+    }
+    if text != fresh {
+        return Err(format!(
+            "{}'s usage block is not the current --help: rerun this test with UPDATE_README=1",
+            readme.display()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

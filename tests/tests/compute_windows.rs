@@ -2,64 +2,64 @@
 
 use std::process::Command;
 
-use featurekit_tests::{bin, repo_root, venv_tool};
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{cmd:?} failed: {stdout}{stderr}");
-    stdout.into_owned()
-}
+use featurekit_tests::{bin, repo_root, run_ok, venv_tool};
 
 #[test]
 fn equals_duckdb_range_windows_on_generated_data() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.parquet");
-    run(Command::new(bin("generate-transactions"))
-        .args([
-            "--rows",
-            "60000",
-            "--users",
-            "800",
-            "--days",
-            "40",
-            "--start",
-            "2025-11-01",
-            "--null-amount-rate",
-            "0.02",
-        ])
-        .args(["--log-level", "warn", "--output"])
-        .arg(&raw));
+    run_ok(
+        Command::new(bin("generate-transactions"))
+            .args([
+                "--rows",
+                "60000",
+                "--users",
+                "800",
+                "--days",
+                "40",
+                "--start",
+                "2025-11-01",
+                "--null-amount-rate",
+                "0.02",
+            ])
+            .args(["--log-level", "warn", "--output"])
+            .arg(&raw),
+    );
     let ours = dir.path().join("ours");
-    run(Command::new(bin("compute-windows"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--input")
-        .arg(&raw)
-        .arg("--output")
-        .arg(&ours)
-        .args([
-            "--start",
-            "2025-11-20",
-            "--end",
-            "2025-12-05",
-            "--no-as-of",
-            "--log-level",
-            "warn",
-        ]));
+    run_ok(
+        Command::new(bin("compute-windows"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--input")
+            .arg(&raw)
+            .arg("--output")
+            .arg(&ours)
+            .args([
+                "--start",
+                "2025-11-20",
+                "--end",
+                "2025-12-05",
+                "--no-as-of",
+                "--log-level",
+                "warn",
+            ]),
+    );
     let duck = dir.path().join("duckdb.parquet");
     let python = venv_tool("python");
-    run(Command::new(&python)
-        .arg(repo_root().join("bench/peers/windows_duckdb.py"))
-        .arg("--input")
-        .arg(&raw)
-        .arg("--output")
-        .arg(&duck)
-        .args(["--start", "2025-11-20", "--end", "2025-12-05"]));
-    let verdict = run(Command::new(&python)
-        .arg(repo_root().join("bench/peers/compare.py"))
-        .arg(ours.join("user_transaction_features"))
-        .arg(&duck));
+    run_ok(
+        Command::new(&python)
+            .arg(repo_root().join("bench/peers/windows_duckdb.py"))
+            .arg("--input")
+            .arg(&raw)
+            .arg("--output")
+            .arg(&duck)
+            .args(["--start", "2025-11-20", "--end", "2025-12-05"]),
+    );
+    let verdict = run_ok(
+        Command::new(&python)
+            .arg(repo_root().join("bench/peers/compare.py"))
+            .arg(ours.join("user_transaction_features"))
+            .arg(&duck),
+    );
     assert!(verdict.starts_with("OK"), "compare.py: {verdict}");
 }

@@ -4,18 +4,7 @@
 
 use std::process::Command;
 
-use featurekit_tests::{RedisServer, bin, feast_tool, repo_root};
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use featurekit_tests::{RedisServer, bin, feast_tool, repo_root, run_ok};
 
 #[test]
 fn feast_serves_what_materialize_redis_wrote() {
@@ -24,77 +13,91 @@ fn feast_serves_what_materialize_redis_wrote() {
     let offline = dir.path().join("offline");
     let repo = dir.path().join("repo");
     let (start, end) = ("2025-11-10T00:00:00Z", "2025-11-24T00:00:00Z");
-    run(Command::new(bin("generate-transactions"))
-        .args([
-            "--rows",
-            "60000",
-            "--users",
-            "2500",
-            "--days",
-            "35",
-            "--start",
-            "2025-10-20",
-        ])
-        .args(["--null-amount-rate", "0.05", "--log-level", "warn", "--output"])
-        .arg(&raw));
-    run(Command::new(bin("compute-windows"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--input")
-        .arg(&raw)
-        .arg("--output")
-        .arg(&offline)
-        .args(["--start", start, "--end", end, "--log-level", "warn"]));
+    run_ok(
+        Command::new(bin("generate-transactions"))
+            .args([
+                "--rows",
+                "60000",
+                "--users",
+                "2500",
+                "--days",
+                "35",
+                "--start",
+                "2025-10-20",
+            ])
+            .args(["--null-amount-rate", "0.05", "--log-level", "warn", "--output"])
+            .arg(&raw),
+    );
+    run_ok(
+        Command::new(bin("compute-windows"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--input")
+            .arg(&raw)
+            .arg("--output")
+            .arg(&offline)
+            .args(["--start", start, "--end", end, "--log-level", "warn"]),
+    );
 
     let redis = RedisServer::start();
     let script = repo_root().join("tests/feast/online_check.py");
-    run(Command::new(feast_tool("python"))
-        .arg(&script)
-        .arg("nulls")
-        .arg("--offline")
-        .arg(&offline)
-        .args(["--end", end]));
+    run_ok(
+        Command::new(feast_tool("python"))
+            .arg(&script)
+            .arg("nulls")
+            .arg("--offline")
+            .arg(&offline)
+            .args(["--end", end]),
+    );
     // the registry is publish-registry's; the repo is only its feature_store.yaml
     let registry = repo.join("data/registry.db");
-    run(Command::new(bin("publish-registry"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--offline-path")
-        .arg(&offline)
-        .args(["--log-level", "warn"]));
-    run(Command::new(feast_tool("python"))
-        .arg(repo_root().join("tests/feast/registry_check.py"))
-        .arg("repo")
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--registry")
-        .arg(&registry)
-        .args(["--redis-port", &redis.port.to_string()]));
-    run(Command::new(bin("materialize-redis"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--input")
-        .arg(&offline)
-        .args([
-            "--redis",
-            &redis.url(),
-            "--start",
-            start,
-            "--end",
-            end,
-            "--log-level",
-            "warn",
-        ]));
-    let said = run(Command::new(feast_tool("python"))
-        .arg(&script)
-        .arg("check")
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--offline")
-        .arg(&offline)
-        .args(["--start", start, "--end", end, "--entities", "1200"]));
+    run_ok(
+        Command::new(bin("publish-registry"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--registry")
+            .arg(&registry)
+            .arg("--offline-path")
+            .arg(&offline)
+            .args(["--log-level", "warn"]),
+    );
+    run_ok(
+        Command::new(feast_tool("python"))
+            .arg(repo_root().join("tests/feast/registry_check.py"))
+            .arg("repo")
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--registry")
+            .arg(&registry)
+            .args(["--redis-port", &redis.port.to_string()]),
+    );
+    run_ok(
+        Command::new(bin("materialize-redis"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--input")
+            .arg(&offline)
+            .args([
+                "--redis",
+                &redis.url(),
+                "--start",
+                start,
+                "--end",
+                end,
+                "--log-level",
+                "warn",
+            ]),
+    );
+    let said = run_ok(
+        Command::new(feast_tool("python"))
+            .arg(&script)
+            .arg("check")
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--offline")
+            .arg(&offline)
+            .args(["--start", start, "--end", end, "--entities", "1200"]),
+    );
     println!("{said}");
     assert!(said.contains("1200 entities ("), "{said}");
     assert!(!said.contains("(0 with nulls)"), "the check must cover nulls: {said}");

@@ -6,43 +6,36 @@
 use std::path::Path;
 use std::process::Command;
 
-use featurekit_tests::{RedisServer, bin, feast_tool, repo_root};
+use featurekit_tests::{RedisServer, bin, feast_tool, repo_root, run_ok};
 use prost::Message;
 use publish_registry::merge::split;
 use publish_registry::proto::{Entity, registry};
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 fn check(phase: &str, repo: &Path, args: &[&str]) -> String {
-    let said = run(Command::new(feast_tool("python"))
-        .arg(repo_root().join("tests/feast/registry_check.py"))
-        .arg(phase)
-        .arg("--repo")
-        .arg(repo)
-        .args(args));
+    let said = run_ok(
+        Command::new(feast_tool("python"))
+            .arg(repo_root().join("tests/feast/registry_check.py"))
+            .arg(phase)
+            .arg("--repo")
+            .arg(repo)
+            .args(args),
+    );
     println!("{said}");
     said
 }
 
 fn publish(registry: &Path, offline: &Path, extra: &[&str]) -> String {
-    run(Command::new(bin("publish-registry"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--registry")
-        .arg(registry)
-        .arg("--offline-path")
-        .arg(offline)
-        .args(["--log-level", "warn"])
-        .args(extra))
+    run_ok(
+        Command::new(bin("publish-registry"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--registry")
+            .arg(registry)
+            .arg("--offline-path")
+            .arg(offline)
+            .args(["--log-level", "warn"])
+            .args(extra),
+    )
 }
 
 #[test]
@@ -53,27 +46,31 @@ fn feast_uses_the_registry_publish_registry_wrote() {
     let repo = dir.path().join("repo");
     let registry = repo.join("data/registry.db");
     let (start, end) = ("2025-11-10T00:00:00Z", "2025-11-24T00:00:00Z");
-    run(Command::new(bin("generate-transactions"))
-        .args([
-            "--rows",
-            "40000",
-            "--users",
-            "1500",
-            "--days",
-            "35",
-            "--start",
-            "2025-10-20",
-        ])
-        .args(["--null-amount-rate", "0.05", "--log-level", "warn", "--output"])
-        .arg(&raw));
-    run(Command::new(bin("compute-windows"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--input")
-        .arg(&raw)
-        .arg("--output")
-        .arg(&offline)
-        .args(["--start", start, "--end", end, "--log-level", "warn"]));
+    run_ok(
+        Command::new(bin("generate-transactions"))
+            .args([
+                "--rows",
+                "40000",
+                "--users",
+                "1500",
+                "--days",
+                "35",
+                "--start",
+                "2025-10-20",
+            ])
+            .args(["--null-amount-rate", "0.05", "--log-level", "warn", "--output"])
+            .arg(&raw),
+    );
+    run_ok(
+        Command::new(bin("compute-windows"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--input")
+            .arg(&raw)
+            .arg("--output")
+            .arg(&offline)
+            .args(["--start", start, "--end", end, "--log-level", "warn"]),
+    );
     let redis = RedisServer::start();
 
     let plan = publish(&registry, &offline, &["--workflow", "wf-test"]);
@@ -104,21 +101,23 @@ fn feast_uses_the_registry_publish_registry_wrote() {
     );
     assert!(said.contains("150 entity rows"), "{said}");
 
-    run(Command::new(bin("materialize-redis"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--input")
-        .arg(&offline)
-        .args([
-            "--redis",
-            &redis.url(),
-            "--start",
-            start,
-            "--end",
-            end,
-            "--log-level",
-            "warn",
-        ]));
+    run_ok(
+        Command::new(bin("materialize-redis"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--input")
+            .arg(&offline)
+            .args([
+                "--redis",
+                &redis.url(),
+                "--start",
+                start,
+                "--end",
+                end,
+                "--log-level",
+                "warn",
+            ]),
+    );
     publish(&registry, &offline, &["--materialized", start, end]);
     check("online", &repo, &["--offline", offline.to_str().unwrap()]);
     check(

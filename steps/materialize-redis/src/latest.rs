@@ -6,7 +6,8 @@
 //! tie, as Feast's "keep last").
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
+use featurekit::artifact::Micros;
 use featurekit::feast::{EntityKeyCodec, KeyValue};
 use featurekit::spec::{Dtype, ValueType};
 use featurekit::{Error, Result};
@@ -291,38 +292,11 @@ impl Latest {
     }
 }
 
-/// A timestamp column as microseconds (`None` for nulls).
-struct Micros {
-    array: arrow::array::PrimitiveArray<Int64Type>,
-    mul: i64,
-    div: i64,
-}
-
-impl Micros {
-    fn get(&self, row: usize) -> Option<i64> {
-        self.array
-            .is_valid(row)
-            .then(|| self.array.value(row).saturating_mul(self.mul).div_euclid(self.div))
-    }
-}
-
 fn micros(a: &ArrayRef, name: &str, file: &str) -> Result<Micros> {
-    let (mul, div) = match a.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => (1_000_000, 1),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => (1_000, 1),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => (1, 1),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => (1, 1_000),
-        t => {
-            return Err(Error::data(format!(
-                "{file}: column `{name}` is {t}, expected a timestamp"
-            )));
-        }
-    };
-    // every timestamp unit is an i64 underneath: reinterpret the buffers, no copy
-    let data = a.to_data().into_builder().data_type(DataType::Int64).build()?;
-    Ok(Micros {
-        array: arrow::array::PrimitiveArray::<Int64Type>::from(data),
-        mul,
-        div,
+    Micros::of(a).ok_or_else(|| {
+        Error::data(format!(
+            "{file}: column `{name}` is {}, expected a timestamp",
+            a.data_type()
+        ))
     })
 }

@@ -77,17 +77,6 @@ fn a_bad_spec_is_a_config_error() {
 fn readme_shows_the_current_help() {
     let out = run(&["--help"]);
     let help = String::from_utf8(out.stdout).unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let (head, rest) = readme.split_once("<!-- help:start -->\n").expect("help:start marker");
-    let (_, tail) = rest.split_once("<!-- help:end -->").expect("help:end marker");
-    let fresh = format!("{head}<!-- help:start -->\n```text\n{help}```\n<!-- help:end -->{tail}");
-    if std::env::var_os("UPDATE_README").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-        return;
-    }
-    assert!(
-        readme == fresh,
-        "README.md's usage block is stale: run `UPDATE_README=1 cargo test -p materialize-redis readme`"
-    );
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    featurekit::cli::check_readme_help(&readme, &help).unwrap();
 }

@@ -2,7 +2,8 @@
 //! of the profile, per chunk (a row group) on its own thread, merged in file order.
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
+use featurekit::artifact::Micros;
 use featurekit::spec::Dtype;
 
 use crate::rules::{Named, RowRule};
@@ -154,18 +155,6 @@ impl Partial {
 #[derive(Debug, Clone)]
 pub struct SchemaProblem(pub String);
 
-fn micros(a: &ArrayRef) -> Option<(arrow::array::PrimitiveArray<Int64Type>, i64, i64)> {
-    let (mul, div) = match a.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => (1_000_000, 1),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => (1_000, 1),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => (1, 1),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => (1, 1_000),
-        _ => return None,
-    };
-    let data = a.to_data().into_builder().data_type(DataType::Int64).build().ok()?;
-    Some((arrow::array::PrimitiveArray::<Int64Type>::from(data), mul, div))
-}
-
 fn rfc3339(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -286,7 +275,8 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         let batch = &batch;
         let n = batch.num_rows();
         let entity = batch.column_by_name(&ctx.entity).expect("checked");
-        let (ts, mul, div) = micros(batch.column_by_name(&ctx.timestamp).expect("checked")).expect("checked");
+        let times = Micros::of(batch.column_by_name(&ctx.timestamp).expect("checked")).expect("checked");
+        let ts = &times.raw;
         let cols: Vec<Values> = ctx
             .features
             .iter()
@@ -309,7 +299,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
             row: row0 + rows_of.as_ref().map_or(r, |rows| rows[r]) as u64,
             entity: entity_text(r),
             event_timestamp: if ts.is_valid(r) {
-                rfc3339(ts.value(r).saturating_mul(mul) / div)
+                rfc3339(times.convert(ts.value(r)))
             } else {
                 "null".into()
             },
@@ -339,7 +329,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         let mut newest = i64::MIN;
         let mut outside = 0u64;
         for (r, &raw) in ts.values().iter().enumerate() {
-            let t = if div == 1 { raw.saturating_mul(mul) } else { raw / div };
+            let t = times.convert(raw);
             let valid = ts.null_count() == 0 || ts.is_valid(r);
             let out = valid && (t < lo || t > hi);
             outside += out as u64;
@@ -349,7 +339,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         }
         if outside > 0 {
             for (r, &raw) in ts.values().iter().enumerate() {
-                let t = raw.saturating_mul(mul) / div;
+                let t = times.convert(raw);
                 if ts.is_valid(r) && (t < lo || t > hi) {
                     note(&mut p.out_of_range, r, vec![]);
                 }
@@ -466,11 +456,10 @@ fn this_run(batch: &RecordBatch, ctx: &Ctx, earlier: &mut u64) -> (RecordBatch, 
     let Some(stamp) = ctx.run_created else {
         return (batch.clone(), None);
     };
-    let Some((created, mul, div)) = micros(batch.column_by_name(&ctx.created).expect("checked")) else {
+    let Some(created) = Micros::of(batch.column_by_name(&ctx.created).expect("checked")) else {
         return (batch.clone(), None);
     };
-    let at = |v: i64| if div == 1 { v.saturating_mul(mul) } else { v / div };
-    let ours = |r: usize| created.is_null(r) || at(created.value(r)) == stamp;
+    let ours = |r: usize| created.get(r).is_none_or(|c| c == stamp);
     let n = batch.num_rows();
     if (0..n).all(ours) {
         return (batch.clone(), None);

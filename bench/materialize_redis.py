@@ -10,7 +10,7 @@ Usage: bench/materialize_redis.py BIN_DIR [--entities 1000000] [--feast-entities
    must be equal (DEBUG DIGEST);
 3. reruns of unchanged data: as the pipeline reruns (the fingerprint check), and with the
    fingerprint removed, so that every entity's stored `_ts` is read and nothing is written;
-4. `feast materialize` (Feast 0.67, .venv-feast) of --feast-entities rows, then ours on the same
+4. `feast materialize` (Feast 0.67, .venv-feast, over publish-registry's registry) of --feast-entities rows, then ours on the same
    rows; both digests must be equal, byte for byte.
 Prints a table and writes out/bench/materialize-redis.json.
 """
@@ -149,10 +149,13 @@ def ours(bin_dir, redis, offline, label, *extra):
                            "--start", START, "--end", END, "--log-level", "warn", *extra], OUT / f"{label}.log")
 
 
-def feast_repo(repo, offline, port):
-    """A Feast repo equivalent to features.yaml over the same Parquet (feast apply included)."""
-    subprocess.run([str(ROOT / ".venv-feast/bin/python"), str(ROOT / "tests/feast/online_check.py"), "apply",
-                    "--repo", str(repo), "--offline", str(offline), "--redis-port", str(port)], check=True)
+def feast_repo(bin_dir, repo, offline, port):
+    """A Feast repo over the same Parquet: publish-registry's registry and a feature_store.yaml."""
+    registry = repo / "data" / "registry.db"
+    subprocess.run([str(bin_dir / "publish-registry"), "--spec", str(ROOT / "features.yaml"), "--registry", str(registry),
+                    "--offline-path", str(offline.resolve()), "--log-level", "warn"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(ROOT / ".venv-feast/bin/python"), str(ROOT / "tests/feast/registry_check.py"), "repo",
+                    "--repo", str(repo), "--registry", str(registry), "--redis-port", str(port)], check=True)
 
 
 def prepare(*args):
@@ -202,7 +205,7 @@ def main():
             small = OUT / "offline-feast"
             prepare("generate", small / VIEW / "part.parquet", m, 2)
             repo = OUT / "feast-repo"
-            feast_repo(repo, small, redis.port)
+            feast_repo(a.bin_dir, repo, small, redis.port)
             redis.cli("FLUSHALL")
             feast = measure("feast materialize", [str(ROOT / ".venv-feast/bin/feast"), "materialize", START, END],
                             OUT / "feast.log", cwd=repo)

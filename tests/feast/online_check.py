@@ -5,10 +5,6 @@ Run with the Feast virtualenv (.venv-feast, made by `make venv`):
 
   online_check.py nulls --offline DIR --end T
       adds rows with nulls and NaNs to the offline Parquet (see add_nulls);
-  online_check.py apply --repo DIR --offline DIR --redis-port P [--end T]
-      with --end, first adds rows with nulls and NaNs to the offline Parquet (see add_nulls);
-      then writes a Feast repo equivalent to features.yaml (its FileSource is the view's offline
-      Parquet) and runs `feast apply` there;
   online_check.py check --repo DIR --offline DIR --start T --end T [--entities N]
       computes each entity's latest row in [start, end] straight from the Parquet (pyarrow),
       then asks Feast for the same entities through FeatureStore.get_online_features and
@@ -31,48 +27,6 @@ FEATURES = {
 
 def feast_bin():
     return str(Path(sys.executable).parent / "feast")
-
-
-def apply(a):
-    if a.end:
-        add_nulls(a)
-    repo = Path(a.repo)
-    (repo / "data").mkdir(parents=True, exist_ok=True)
-    (repo / "feature_store.yaml").write_text(f"""project: fraud_detection
-registry: data/registry.db
-provider: local
-online_store:
-  type: redis
-  connection_string: "127.0.0.1:{a.redis_port}"
-offline_store:
-  type: file
-entity_key_serialization_version: 3
-""")
-    fields = ",\n        ".join(f'Field(name="{n}", dtype={t})' for n, t in FEATURES.items())
-    source = Path(a.offline).resolve() / VIEW
-    (repo / "features.py").write_text(f'''from datetime import timedelta
-from feast import Entity, FeatureView, Field, FileSource, ValueType
-from feast.types import Float64, Int64
-
-user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
-source = FileSource(
-    name="transactions",
-    path="{source}",
-    timestamp_field="event_timestamp",
-    created_timestamp_column="created_timestamp",
-)
-{VIEW} = FeatureView(
-    name="{VIEW}",
-    entities=[user],
-    ttl=timedelta(days=30),
-    schema=[
-        {fields},
-    ],
-    online=True,
-    source=source,
-)
-''')
-    subprocess.run([feast_bin(), "apply"], cwd=repo, check=True, stdout=subprocess.DEVNULL)
 
 
 def add_nulls(a):
@@ -189,16 +143,15 @@ def check(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["nulls", "apply", "check"])
+    ap.add_argument("phase", choices=["nulls", "check"])
     ap.add_argument("--repo")
     ap.add_argument("--offline", required=True)
-    ap.add_argument("--redis-port", type=int)
     ap.add_argument("--start")
     ap.add_argument("--end")
     ap.add_argument("--entities", type=int, default=1200)
     a = ap.parse_args()
     os.environ.setdefault("FEAST_USAGE", "False")
-    {"nulls": add_nulls, "apply": apply, "check": check}[a.phase](a)
+    {"nulls": add_nulls, "check": check}[a.phase](a)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,31 @@ pub fn run_ok(cmd: &mut Command) -> String {
     stdout
 }
 
+/// Writes generated transactions to `raw` (`args`: `--rows`, `--users`, `--days`, ...).
+pub fn generate_transactions(raw: &Path, args: &[&str]) {
+    run_ok(
+        Command::new(bin("generate-transactions"))
+            .args(args)
+            .args(["--log-level", "warn", "--output"])
+            .arg(raw),
+    );
+}
+
+/// Runs compute-windows with the repo's features.yaml from `raw` into `out` (`args`:
+/// `--start`, `--end`, ...); returns its stdout.
+pub fn compute_windows(raw: &Path, out: &Path, args: &[&str]) -> String {
+    run_ok(
+        Command::new(bin("compute-windows"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--input")
+            .arg(raw)
+            .arg("--output")
+            .arg(out)
+            .args(args),
+    )
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")

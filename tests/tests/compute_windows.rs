@@ -2,47 +2,40 @@
 
 use std::process::Command;
 
-use featurekit_tests::{bin, repo_root, run_ok, venv_tool};
+use featurekit_tests::{compute_windows, generate_transactions, repo_root, run_ok, venv_tool};
 
 #[test]
 fn equals_duckdb_range_windows_on_generated_data() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.parquet");
-    run_ok(
-        Command::new(bin("generate-transactions"))
-            .args([
-                "--rows",
-                "60000",
-                "--users",
-                "800",
-                "--days",
-                "40",
-                "--start",
-                "2025-11-01",
-                "--null-amount-rate",
-                "0.02",
-            ])
-            .args(["--log-level", "warn", "--output"])
-            .arg(&raw),
+    generate_transactions(
+        &raw,
+        &[
+            "--rows",
+            "60000",
+            "--users",
+            "800",
+            "--days",
+            "40",
+            "--start",
+            "2025-11-01",
+            "--null-amount-rate",
+            "0.02",
+        ],
     );
     let ours = dir.path().join("ours");
-    run_ok(
-        Command::new(bin("compute-windows"))
-            .arg("--spec")
-            .arg(repo_root().join("features.yaml"))
-            .arg("--input")
-            .arg(&raw)
-            .arg("--output")
-            .arg(&ours)
-            .args([
-                "--start",
-                "2025-11-20",
-                "--end",
-                "2025-12-05",
-                "--no-as-of",
-                "--log-level",
-                "warn",
-            ]),
+    compute_windows(
+        &raw,
+        &ours,
+        &[
+            "--start",
+            "2025-11-20",
+            "--end",
+            "2025-12-05",
+            "--no-as-of",
+            "--log-level",
+            "warn",
+        ],
     );
     let duck = dir.path().join("duckdb.parquet");
     let python = venv_tool("python");

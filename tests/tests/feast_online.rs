@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use featurekit_tests::{RedisServer, bin, feast_tool, repo_root, run_ok};
+use featurekit_tests::{RedisServer, bin, compute_windows, feast_tool, generate_transactions, repo_root, run_ok};
 
 #[test]
 fn feast_serves_what_materialize_redis_wrote() {
@@ -13,31 +13,22 @@ fn feast_serves_what_materialize_redis_wrote() {
     let offline = dir.path().join("offline");
     let repo = dir.path().join("repo");
     let (start, end) = ("2025-11-10T00:00:00Z", "2025-11-24T00:00:00Z");
-    run_ok(
-        Command::new(bin("generate-transactions"))
-            .args([
-                "--rows",
-                "60000",
-                "--users",
-                "2500",
-                "--days",
-                "35",
-                "--start",
-                "2025-10-20",
-            ])
-            .args(["--null-amount-rate", "0.05", "--log-level", "warn", "--output"])
-            .arg(&raw),
+    generate_transactions(
+        &raw,
+        &[
+            "--rows",
+            "60000",
+            "--users",
+            "2500",
+            "--days",
+            "35",
+            "--start",
+            "2025-10-20",
+            "--null-amount-rate",
+            "0.05",
+        ],
     );
-    run_ok(
-        Command::new(bin("compute-windows"))
-            .arg("--spec")
-            .arg(repo_root().join("features.yaml"))
-            .arg("--input")
-            .arg(&raw)
-            .arg("--output")
-            .arg(&offline)
-            .args(["--start", start, "--end", end, "--log-level", "warn"]),
-    );
+    compute_windows(&raw, &offline, &["--start", start, "--end", end, "--log-level", "warn"]);
 
     let redis = RedisServer::start();
     let script = repo_root().join("tests/feast/online_check.py");

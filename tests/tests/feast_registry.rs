@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use featurekit_tests::{RedisServer, bin, feast_tool, repo_root, run_ok};
+use featurekit_tests::{RedisServer, bin, compute_windows, feast_tool, generate_transactions, repo_root, run_ok};
 use prost::Message;
 use publish_registry::merge::split;
 use publish_registry::proto::{Entity, registry};
@@ -46,31 +46,22 @@ fn feast_uses_the_registry_publish_registry_wrote() {
     let repo = dir.path().join("repo");
     let registry = repo.join("data/registry.db");
     let (start, end) = ("2025-11-10T00:00:00Z", "2025-11-24T00:00:00Z");
-    run_ok(
-        Command::new(bin("generate-transactions"))
-            .args([
-                "--rows",
-                "40000",
-                "--users",
-                "1500",
-                "--days",
-                "35",
-                "--start",
-                "2025-10-20",
-            ])
-            .args(["--null-amount-rate", "0.05", "--log-level", "warn", "--output"])
-            .arg(&raw),
+    generate_transactions(
+        &raw,
+        &[
+            "--rows",
+            "40000",
+            "--users",
+            "1500",
+            "--days",
+            "35",
+            "--start",
+            "2025-10-20",
+            "--null-amount-rate",
+            "0.05",
+        ],
     );
-    run_ok(
-        Command::new(bin("compute-windows"))
-            .arg("--spec")
-            .arg(repo_root().join("features.yaml"))
-            .arg("--input")
-            .arg(&raw)
-            .arg("--output")
-            .arg(&offline)
-            .args(["--start", start, "--end", end, "--log-level", "warn"]),
-    );
+    compute_windows(&raw, &offline, &["--start", start, "--end", end, "--log-level", "warn"]);
     let redis = RedisServer::start();
 
     let plan = publish(&registry, &offline, &["--workflow", "wf-test"]);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit};
 use featurekit::artifact::{Location, ParquetScan, ParquetSink, WriteOptions};
-use featurekit_tests::{bin, files_below, repo_root};
+use featurekit_tests::{bin, compute_windows, files_below, generate_transactions, repo_root};
 
 const VIEW: &str = "user_transaction_features";
 const DAY: &str = "2025-11-14";
@@ -27,8 +27,9 @@ fn ok(out: Output) -> Output {
 /// compute-windows' output for one day of generated transactions; returns its rows_out.
 fn clean(dir: &Path) -> (PathBuf, u64) {
     let raw = dir.join("raw.parquet");
-    ok(run(Command::new(bin("generate-transactions"))
-        .args([
+    generate_transactions(
+        &raw,
+        &[
             "--rows",
             "30000",
             "--users",
@@ -37,20 +38,24 @@ fn clean(dir: &Path) -> (PathBuf, u64) {
             "40",
             "--start",
             "2025-10-06",
-        ])
-        .args(["--log-level", "warn", "--output"])
-        .arg(&raw)));
+        ],
+    );
     let offline = dir.join("clean");
     let summary = dir.join("cw.json");
-    ok(run(Command::new(bin("compute-windows"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--input")
-        .arg(&raw)
-        .arg("--output")
-        .arg(&offline)
-        .args(["--start", DAY, "--end", NEXT, "--log-level", "warn", "--summary"])
-        .arg(&summary)));
+    compute_windows(
+        &raw,
+        &offline,
+        &[
+            "--start",
+            DAY,
+            "--end",
+            NEXT,
+            "--log-level",
+            "warn",
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
     (offline, s["rows_out"].as_u64().unwrap())
 }
@@ -285,22 +290,20 @@ fn the_day_befores_as_of_rows_are_not_this_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (offline, rows) = clean(dir);
-    ok(run(Command::new(bin("compute-windows"))
-        .arg("--spec")
-        .arg(repo_root().join("features.yaml"))
-        .arg("--input")
-        .arg(dir.join("raw.parquet"))
-        .arg("--output")
-        .arg(&offline)
-        .args([
+    compute_windows(
+        &dir.join("raw.parquet"),
+        &offline,
+        &[
             "--start",
             "2025-11-13",
             "--end",
             DAY,
             "--created-at",
             "2025-11-14T01:00:00Z",
-        ])
-        .args(["--log-level", "error"])));
+            "--log-level",
+            "error",
+        ],
+    );
     let (out, report) = validate(dir, "clean", &["--expected-rows", &rows.to_string()]);
     ok(out);
     let rule = report["views"][0]["rules"]

@@ -319,8 +319,9 @@ pub fn failure(e: &RedisError, shown: &str) -> Error {
 
 /// A certificate the client does not trust (or a TLS setup error): retrying cannot help.
 fn is_tls_error(e: &RedisError) -> bool {
+    // rustls says "invalid peer certificate: ..." or "received fatal alert: ..."
     let text = e.to_string();
-    text.contains("certificate") || text.contains("InvalidCertificate") || text.contains("tls")
+    text.contains("certificate") || text.contains("fatal alert")
 }
 
 fn is_auth_error(e: &RedisError) -> bool {

@@ -264,7 +264,7 @@ pub fn merge(
             },
         ));
     }
-    for (_, e) in desired.entities.iter().enumerate().filter(|(i, _)| !seen_entities[*i]) {
+    for (e, _) in desired.entities.iter().zip(&seen_entities).filter(|(_, seen)| !**seen) {
         changed = true;
         let mut e = e.clone();
         e.meta = Some(proto::Meta {
@@ -278,7 +278,7 @@ pub fn merge(
         });
         out.push(Field::message(registry::ENTITIES, &e));
     }
-    for (_, s) in desired.sources.iter().enumerate().filter(|(i, _)| !seen_sources[*i]) {
+    for (s, _) in desired.sources.iter().zip(&seen_sources).filter(|(_, seen)| !**seen) {
         changed = true;
         let mut s = s.clone();
         s.meta = Some(proto::SourceMeta {
@@ -292,7 +292,7 @@ pub fn merge(
         });
         out.push(Field::message(registry::DATA_SOURCES, &s));
     }
-    for (_, v) in desired.views.iter().enumerate().filter(|(i, _)| !seen_views[*i]) {
+    for (v, _) in desired.views.iter().zip(&seen_views).filter(|(_, seen)| !**seen) {
         changed = true;
         let (v, _) = merge_view(v, None, now, materialized);
         plan.push(Planned {

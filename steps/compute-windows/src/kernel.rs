@@ -2,15 +2,23 @@
 //! entity's events sorted by time (entities themselves in any order).
 //!
 //! For an event at `t`, a window `w` covers the entity's events in `[t - w, t)`. Within one
-//! entity the events are sorted by time, so the window's bounds only move forward: `r`, the
-//! first event at `t` (ties are excluded), and one `l` per distinct window, the first event at
-//! or after `t - w`. Each aggregation keeps what lets it answer in O(1) as the bounds move:
-//! prefix sums in double-double precision for sum and mean, a monotonic deque for min and
-//! max, a counter map for distinct counts. Events that tie on `t` share one computation.
+//! entity the events are sorted by time, so a window is a range of positions `[l, r)`: `r`,
+//! the first event at `t` (ties are excluded), and `l`, the first event at or after `t - w`.
+//! The kernel works in two passes, column by column:
+//!
+//! 1. [`Bounds`]: one walk over the partition finds the rows to emit and their `r` and their
+//!    `l` for each distinct window (two pointers per window, moving forward only).
+//! 2. One tight loop per feature over those bounds. Both `l` and `r` only grow along the
+//!    rows, across entities too (entities are contiguous), so every aggregation keeps a
+//!    sliding state that never goes back: prefix sums in double-double precision for sum and
+//!    mean, a monotonic deque for min and max, and for distinct counts each key's previous
+//!    and next position (one hash lookup per event).
+//!
+//! As-of rows go through the same loops with their own bounds.
 
 use std::collections::VecDeque;
 
-use ahash::{AHashMap, RandomState};
+use ahash::AHashMap;
 use featurekit::spec::Aggregation;
 
 /// Where a feature's input comes from.
@@ -58,11 +66,17 @@ pub struct KeyColumn {
 }
 
 impl KeyColumn {
+    #[cfg(test)]
     fn get(&self, i: usize) -> Option<i64> {
         match &self.valid {
             Some(v) if !v[i] => None,
             _ => Some(self.keys[i]),
         }
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.valid = None;
     }
 }
 
@@ -75,12 +89,31 @@ pub struct Partition {
     pub keys: Vec<KeyColumn>,
 }
 
-/// What the kernel produces.
-pub trait Emit {
-    /// Feature values of the event at sorted position `row`, at time `ts`.
-    fn event(&mut self, row: usize, ts: i64, values: &[f64]);
-    /// Feature values of the entity at sorted position `row` as of `ts`.
-    fn as_of(&mut self, row: usize, ts: i64, values: &[f64]);
+impl Partition {
+    /// An empty partition with `values` numeric and `keys` key columns.
+    pub fn with_columns(values: usize, keys: usize) -> Partition {
+        Partition {
+            values: vec![Vec::new(); values],
+            keys: vec![KeyColumn::default(); keys],
+            ..Partition::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Empties every column, keeping their memory.
+    pub fn clear(&mut self) {
+        self.entity.clear();
+        self.ts.clear();
+        self.values.iter_mut().for_each(Vec::clear);
+        self.keys.iter_mut().for_each(KeyColumn::clear);
+    }
 }
 
 /// Which rows to emit: events with `start <= t < end`, and as-of rows.
@@ -89,6 +122,34 @@ pub struct Range {
     pub start: i64,
     pub end: i64,
     pub as_of: Option<i64>,
+}
+
+/// Rows the kernel produced, column by column.
+#[derive(Debug, Default)]
+pub struct Rows {
+    /// Position in the partition: the event's, or for an as-of row the entity's first.
+    pub at: Vec<u32>,
+    /// One column per feature, aligned with `at`.
+    pub features: Vec<Vec<f64>>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+}
+
+/// What the kernel produces for one partition and view.
+#[derive(Debug, Default)]
+pub struct Computed {
+    /// One row per event with `start <= t < end`, in partition order.
+    pub events: Rows,
+    /// One row per entity active before `as_of`, stamped `as_of`.
+    pub as_of: Rows,
 }
 
 // ---- double-double prefix sums -----------------------------------------------------
@@ -102,6 +163,7 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 
 /// Prefix sums of a column's non-null values with ~32 significant digits, and prefix
 /// counts of its non-null values: any window's sum is exact to f64 rounding.
+#[derive(Debug, Default)]
 struct Prefix {
     hi: Vec<f64>,
     lo: Vec<f64>,
@@ -109,16 +171,22 @@ struct Prefix {
 }
 
 impl Prefix {
+    #[cfg(test)]
     fn new(values: &[f64]) -> Prefix {
-        let mut p = Prefix {
-            hi: Vec::with_capacity(values.len() + 1),
-            lo: Vec::with_capacity(values.len() + 1),
-            count: Vec::with_capacity(values.len() + 1),
-        };
+        let mut p = Prefix::default();
+        p.fill(values);
+        p
+    }
+
+    /// Recomputes the sums for `values`, reusing the memory.
+    fn fill(&mut self, values: &[f64]) {
+        self.hi.clear();
+        self.lo.clear();
+        self.count.clear();
         let (mut hi, mut lo, mut n) = (0.0, 0.0, 0u32);
-        p.hi.push(hi);
-        p.lo.push(lo);
-        p.count.push(n);
+        self.hi.push(hi);
+        self.lo.push(lo);
+        self.count.push(n);
         for &x in values {
             if !x.is_nan() {
                 let (s, e) = two_sum(hi, x);
@@ -127,18 +195,10 @@ impl Prefix {
                 lo = e2;
                 n += 1;
             }
-            p.hi.push(hi);
-            p.lo.push(lo);
-            p.count.push(n);
+            self.hi.push(hi);
+            self.lo.push(lo);
+            self.count.push(n);
         }
-        p
-    }
-
-    /// (sum, count) over `[l, r)`.
-    #[inline]
-    fn range(&self, l: usize, r: usize) -> (f64, u32) {
-        let (s, lo) = self.range_dd(l, r);
-        (s + lo, self.count[r] - self.count[l])
     }
 
     /// The sum over `[l, r)` as an unevaluated pair `hi + lo`.
@@ -173,281 +233,291 @@ fn two_prod(a: f64, b: f64) -> (f64, f64) {
     (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
 }
 
-// ---- per-feature state -------------------------------------------------------------
+// ---- window bounds -----------------------------------------------------------------
 
-enum State {
-    Stateless,
-    Extreme {
-        max: bool,
-        deque: VecDeque<usize>,
-        l: usize,
-        r: usize,
-    },
-    Distinct {
-        counts: AHashMap<i64, u32>,
-        l: usize,
-        r: usize,
-    },
+/// The windows of some rows: `[l[k][i], r[i])` for window `k` of row `i`. Along the rows,
+/// `r` and each `l[k]` never decrease.
+#[derive(Debug, Default)]
+struct Bounds {
+    r: Vec<u32>,
+    l: Vec<Vec<u32>>,
 }
 
-impl State {
-    /// Empties the state for the next entity, whose events start at `at`.
-    fn reset(&mut self, at: usize, keys: &[KeyColumn], input: Input) {
-        match self {
-            State::Stateless => {}
-            State::Extreme { deque, l, r, .. } => {
-                deque.clear();
-                (*l, *r) = (at, at);
-            }
-            State::Distinct { counts, l, r } => {
-                // Removing the window's keys costs what the window held; `clear` would cost
-                // the map's capacity, which the heaviest entity so far has made large.
-                if let Input::Key(c) = input {
-                    for j in *l..*r {
-                        if let Some(key) = keys[c].get(j) {
-                            counts.remove(&key);
-                        }
-                    }
-                }
-                debug_assert!(counts.is_empty());
-                (*l, *r) = (at, at);
-            }
+impl Bounds {
+    fn reset(&mut self, windows: usize) {
+        self.r.clear();
+        self.l.resize_with(windows, Vec::new);
+        self.l.iter_mut().for_each(Vec::clear);
+    }
+
+    fn push(&mut self, lefts: &[usize], r: usize) {
+        self.r.push(r as u32);
+        for (l, &x) in self.l.iter_mut().zip(lefts) {
+            l.push(x as u32);
         }
     }
 }
 
-/// Runs a view's plan over a sorted partition.
-pub struct Kernel<'a> {
-    plan: &'a Plan,
-    part: &'a Partition,
-    prefixes: Vec<Option<Prefix>>,
-    states: Vec<State>,
-}
-
-impl<'a> Kernel<'a> {
-    pub fn new(plan: &'a Plan, part: &'a Partition) -> Kernel<'a> {
-        let mut prefixes: Vec<Option<Prefix>> = (0..part.values.len()).map(|_| None).collect();
-        let states = plan
-            .features
-            .iter()
-            .map(|f| {
-                match (f.aggregation, f.input) {
-                    (Aggregation::Sum | Aggregation::Mean, Input::Value(c)) if prefixes[c].is_none() => {
-                        prefixes[c] = Some(Prefix::new(&part.values[c]));
-                    }
-                    (Aggregation::Min | Aggregation::Max, _) => {
-                        return State::Extreme {
-                            max: f.aggregation == Aggregation::Max,
-                            deque: VecDeque::new(),
-                            l: 0,
-                            r: 0,
-                        };
-                    }
-                    (Aggregation::CountDistinct, _) => {
-                        return State::Distinct {
-                            counts: AHashMap::with_hasher(RandomState::with_seeds(1, 2, 3, 4)),
-                            l: 0,
-                            r: 0,
-                        };
-                    }
-                    _ => {}
-                }
-                State::Stateless
-            })
-            .collect();
-        Kernel {
-            plan,
-            part,
-            prefixes,
-            states,
-        }
-    }
-
-    /// Computes every emitted row of the partition. Returns the number of rows emitted.
-    pub fn run(&mut self, range: Range, out: &mut impl Emit) -> u64 {
-        let n = self.part.ts.len();
-        let mut emitted = 0;
-        let mut g0 = 0;
-        while g0 < n {
-            let e = self.part.entity[g0];
-            let g1 = g0 + self.part.entity[g0..].partition_point(|&x| x == e);
-            emitted += self.group(g0, g1, range, out);
-            g0 = g1;
-        }
-        emitted
-    }
-
-    fn group(&mut self, g0: usize, g1: usize, range: Range, out: &mut impl Emit) -> u64 {
-        let ts = &self.part.ts;
-        for (s, f) in self.states.iter_mut().zip(&self.plan.features) {
-            s.reset(g0, &self.part.keys, f.input);
-        }
-        let mut lefts = vec![g0; self.plan.windows.len()];
-        let mut values = vec![0.0; self.plan.features.len()];
-        let mut emitted = 0;
-        let mut i = g0;
+/// Finds the rows to emit and their bounds, entity by entity.
+fn bounds(
+    plan: &Plan,
+    part: &Partition,
+    range: Range,
+    (events, at): (&mut Bounds, &mut Vec<u32>),
+    (as_of_bounds, as_of_at): (&mut Bounds, &mut Vec<u32>),
+) {
+    let (ts, n) = (&part.ts, part.len());
+    let windows = plan.windows.len();
+    events.reset(windows);
+    as_of_bounds.reset(windows);
+    at.clear();
+    as_of_at.clear();
+    let mut lefts = vec![0usize; windows];
+    let mut g0 = 0;
+    while g0 < n {
+        let e = part.entity[g0];
+        let g1 = g0 + part.entity[g0..].partition_point(|&x| x == e);
+        lefts.iter_mut().for_each(|l| *l = g0);
         // events before `start` are lookback only: skip straight to the first emitted one
-        i += ts[g0..g1].partition_point(|&t| t < range.start);
+        let mut i = g0 + ts[g0..g1].partition_point(|&t| t < range.start);
         while i < g1 && ts[i] < range.end {
             let t = ts[i];
             let mut run_end = i + 1;
             while run_end < g1 && ts[run_end] == t {
                 run_end += 1;
             }
-            for (k, w) in self.plan.windows.iter().enumerate() {
-                let l = &mut lefts[k];
+            for (l, w) in lefts.iter_mut().zip(&plan.windows) {
                 while ts[*l] < t - w {
                     *l += 1;
                 }
             }
-            self.evaluate(&lefts, i, &mut values);
             for j in i..run_end {
-                out.event(j, t, &values);
+                at.push(j as u32);
+                events.push(&lefts, i);
             }
-            emitted += (run_end - i) as u64;
             i = run_end;
         }
+        // the as-of row: only for entities with an event in [as_of - longest, as_of), and
+        // not when an emitted event row sits at as_of (its values would be the same)
         if let Some(as_of) = range.as_of {
-            emitted += self.as_of(g0, g1, as_of, range, out);
-        }
-        emitted
-    }
-
-    /// Values of every feature over `[lefts[window], r)`.
-    fn evaluate(&mut self, lefts: &[usize], r: usize, values: &mut [f64]) {
-        for (k, f) in self.plan.features.iter().enumerate() {
-            let l = lefts[f.window];
-            values[k] = match (&mut self.states[k], f.aggregation, f.input) {
-                (_, Aggregation::Count, _) => {
-                    if r > l {
-                        (r - l) as f64
-                    } else {
-                        f.empty
-                    }
+            let group = &ts[g0..g1];
+            let r = group.partition_point(|&t| t < as_of);
+            let active = r > 0 && group[r - 1] >= as_of - plan.longest();
+            let has_event_row = r < group.len() && group[r] == as_of && range.start <= as_of && as_of < range.end;
+            if active && !has_event_row {
+                for (l, w) in lefts.iter_mut().zip(&plan.windows) {
+                    *l = g0 + group[..r].partition_point(|&t| t < as_of - w);
                 }
-                (_, Aggregation::Sum | Aggregation::Mean, Input::Value(c)) => {
-                    let prefix = self.prefixes[c].as_ref().expect("prefix planned");
-                    let (sum, count) = prefix.range(l, r);
-                    match (count, f.aggregation) {
-                        (0, _) => f.empty,
-                        (_, Aggregation::Sum) => sum,
-                        _ => prefix.mean(l, r, count),
-                    }
-                }
-                (
-                    State::Extreme {
-                        max,
-                        deque,
-                        l: sl,
-                        r: sr,
-                    },
-                    _,
-                    Input::Value(c),
-                ) => {
-                    let xs = &self.part.values[c];
-                    for j in *sr..r {
-                        let x = xs[j];
-                        if x.is_nan() {
-                            continue;
-                        }
-                        while let Some(&b) = deque.back() {
-                            let dominated = if *max { xs[b] <= x } else { xs[b] >= x };
-                            if !dominated {
-                                break;
-                            }
-                            deque.pop_back();
-                        }
-                        deque.push_back(j);
-                    }
-                    while deque.front().is_some_and(|&j| j < l) {
-                        deque.pop_front();
-                    }
-                    (*sl, *sr) = (l, r.max(*sr));
-                    deque.front().map_or(f.empty, |&j| xs[j])
-                }
-                (State::Distinct { counts, l: sl, r: sr }, _, Input::Key(c)) => {
-                    let col = &self.part.keys[c];
-                    for j in *sr..r {
-                        if let Some(key) = col.get(j) {
-                            *counts.entry(key).or_insert(0) += 1;
-                        }
-                    }
-                    for j in *sl..l {
-                        if let Some(key) = col.get(j) {
-                            let c = counts.get_mut(&key).expect("key counted when it entered");
-                            *c -= 1;
-                            if *c == 0 {
-                                counts.remove(&key);
-                            }
-                        }
-                    }
-                    (*sl, *sr) = (l, r);
-                    if counts.is_empty() {
-                        f.empty
-                    } else {
-                        counts.len() as f64
-                    }
-                }
-                _ => unreachable!("plan pairs every aggregation with its input"),
-            };
+                as_of_at.push(g0 as u32);
+                as_of_bounds.push(&lefts, g0 + r);
+            }
         }
-    }
-
-    /// The as-of row of one entity: every window ends at `as_of`. Only for entities with an
-    /// event in `[as_of - longest, as_of)`, and not when an emitted event row sits at `as_of`
-    /// (its values would be the same).
-    fn as_of(&mut self, g0: usize, g1: usize, as_of: i64, range: Range, out: &mut impl Emit) -> u64 {
-        let ts = &self.part.ts[g0..g1];
-        let r = ts.partition_point(|&t| t < as_of);
-        let active = r > 0 && ts[r - 1] >= as_of - self.plan.longest();
-        let has_event_row = r < ts.len() && ts[r] == as_of && range.start <= as_of && as_of < range.end;
-        if !active || has_event_row {
-            return 0;
-        }
-        let mut values = vec![0.0; self.plan.features.len()];
-        for (k, f) in self.plan.features.iter().enumerate() {
-            let l = g0 + ts.partition_point(|&t| t < as_of - self.plan.windows[f.window]);
-            values[k] = window_value(f, self.part, self.prefixes.as_slice(), l, g0 + r);
-        }
-        out.as_of(g0, as_of, &values);
-        1
+        g0 = g1;
     }
 }
 
-/// A feature's value over `[l, r)`, computed from scratch.
-fn window_value(f: &FeaturePlan, part: &Partition, prefixes: &[Option<Prefix>], l: usize, r: usize) -> f64 {
-    match (f.aggregation, f.input) {
-        (Aggregation::Count, _) => {
-            if r > l {
-                (r - l) as f64
-            } else {
-                f.empty
+// ---- one feature over many windows ---------------------------------------------------
+
+/// Each key's previous and next valid position in a key column (`NONE` where there is
+/// none; `NULL` marks a null key), so that a window `[l, r)` holds as many distinct keys as
+/// positions `j` in it with `prev[j] < l`.
+#[derive(Debug, Default)]
+struct Occurrences {
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    last: AHashMap<i64, u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Occurrences {
+    fn fill(&mut self, col: &KeyColumn) {
+        let n = col.keys.len();
+        self.prev.clear();
+        self.prev.resize(n, NONE);
+        self.next.clear();
+        self.next.resize(n, NONE);
+        self.last.clear();
+        for (j, &key) in col.keys.iter().enumerate() {
+            if col.valid.as_ref().is_some_and(|v| !v[j]) {
+                continue;
+            }
+            if let Some(p) = self.last.insert(key, j as u32) {
+                self.prev[j] = p;
+                self.next[p as usize] = j as u32;
             }
         }
-        (Aggregation::Sum | Aggregation::Mean, Input::Value(c)) => {
-            let prefix = prefixes[c].as_ref().expect("prefix planned");
-            let (sum, count) = prefix.range(l, r);
-            match (count, f.aggregation) {
-                (0, _) => f.empty,
-                (_, Aggregation::Sum) => sum,
-                _ => prefix.mean(l, r, count),
-            }
+    }
+
+    /// Is position `j` a valid key whose previous occurrence lies before `l`?
+    #[inline]
+    fn first_since(&self, j: usize, l: usize, col: &KeyColumn) -> bool {
+        col.valid.as_ref().is_none_or(|v| v[j]) && (self.prev[j] == NONE || (self.prev[j] as usize) < l)
+    }
+}
+
+/// Scratch state reused from partition to partition.
+#[derive(Debug, Default)]
+struct Scratch {
+    deque: VecDeque<u32>,
+}
+
+/// One feature's values over `bounds`, appended to `out`.
+fn feature(
+    f: &FeaturePlan,
+    part: &Partition,
+    prefixes: &[Prefix],
+    occurrences: &[Occurrences],
+    bounds: &Bounds,
+    scratch: &mut Scratch,
+    out: &mut Vec<f64>,
+) {
+    out.clear();
+    let ls = &bounds.l[f.window];
+    let rs = &bounds.r;
+    let pairs = ls.iter().zip(rs).map(|(&l, &r)| (l as usize, r as usize));
+    match (f.aggregation, f.input) {
+        (Aggregation::Count, _) => out.extend(pairs.map(|(l, r)| if r > l { (r - l) as f64 } else { f.empty })),
+        (Aggregation::Sum, Input::Value(c)) => {
+            let p = &prefixes[c];
+            out.extend(pairs.map(|(l, r)| {
+                if p.count[r] == p.count[l] {
+                    f.empty
+                } else {
+                    let (hi, lo) = p.range_dd(l, r);
+                    hi + lo
+                }
+            }));
+        }
+        (Aggregation::Mean, Input::Value(c)) => {
+            let p = &prefixes[c];
+            out.extend(pairs.map(|(l, r)| match p.count[r] - p.count[l] {
+                0 => f.empty,
+                n => p.mean(l, r, n),
+            }));
         }
         (Aggregation::Min | Aggregation::Max, Input::Value(c)) => {
-            let xs = part.values[c][l..r].iter().copied().filter(|x| !x.is_nan());
-            let best = if f.aggregation == Aggregation::Max {
-                xs.reduce(f64::max)
-            } else {
-                xs.reduce(f64::min)
-            };
-            best.unwrap_or(f.empty)
+            let xs = &part.values[c];
+            let max = f.aggregation == Aggregation::Max;
+            let deque = &mut scratch.deque;
+            deque.clear();
+            let mut sr = 0;
+            out.extend(pairs.map(|(l, r)| {
+                for j in sr..r {
+                    let x = xs[j];
+                    if x.is_nan() {
+                        continue;
+                    }
+                    while let Some(&b) = deque.back() {
+                        let y = xs[b as usize];
+                        if (max && y > x) || (!max && y < x) {
+                            break;
+                        }
+                        deque.pop_back();
+                    }
+                    deque.push_back(j as u32);
+                }
+                sr = sr.max(r);
+                while deque.front().is_some_and(|&j| (j as usize) < l) {
+                    deque.pop_front();
+                }
+                deque.front().map_or(f.empty, |&j| xs[j as usize])
+            }));
         }
         (Aggregation::CountDistinct, Input::Key(c)) => {
-            let mut seen = ahash::AHashSet::with_hasher(RandomState::with_seeds(1, 2, 3, 4));
-            seen.extend((l..r).filter_map(|j| part.keys[c].get(j)));
-            if seen.is_empty() { f.empty } else { seen.len() as f64 }
+            let col = &part.keys[c];
+            let occ = &occurrences[c];
+            let valid = |j: usize| col.valid.as_ref().is_none_or(|v| v[j]);
+            // distinct = #{j in [sl, sr) : prev[j] < sl}
+            let (mut sl, mut sr, mut distinct) = (0usize, 0usize, 0i64);
+            out.extend(pairs.map(|(l, r)| {
+                for j in sr..r {
+                    distinct += occ.first_since(j, sl, col) as i64;
+                }
+                sr = sr.max(r);
+                for i in sl..l {
+                    if valid(i) {
+                        // i leaves; the next occurrence of its key, if inside, becomes first
+                        let next = occ.next[i];
+                        distinct -= 1;
+                        distinct += (next != NONE && (next as usize) < sr) as i64;
+                    }
+                }
+                sl = sl.max(l);
+                if distinct == 0 { f.empty } else { distinct as f64 }
+            }));
         }
         _ => unreachable!("plan pairs every aggregation with its input"),
+    }
+}
+
+// ---- the kernel ----------------------------------------------------------------------
+
+/// Runs a view's plan over sorted partitions, one after the other, reusing its memory.
+#[derive(Debug)]
+pub struct Kernel<'a> {
+    plan: &'a Plan,
+    events: Bounds,
+    as_of: Bounds,
+    prefixes: Vec<Prefix>,
+    occurrences: Vec<Occurrences>,
+    scratch: Scratch,
+}
+
+impl<'a> Kernel<'a> {
+    pub fn new(plan: &'a Plan) -> Kernel<'a> {
+        Kernel {
+            plan,
+            events: Bounds::default(),
+            as_of: Bounds::default(),
+            prefixes: Vec::new(),
+            occurrences: Vec::new(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Computes every emitted row of the partition into `out`.
+    pub fn run(&mut self, part: &Partition, range: Range, out: &mut Computed) {
+        let plan = self.plan;
+        bounds(
+            plan,
+            part,
+            range,
+            (&mut self.events, &mut out.events.at),
+            (&mut self.as_of, &mut out.as_of.at),
+        );
+        // the inputs' prefix sums and key occurrences, each computed once per partition
+        self.prefixes.resize_with(part.values.len(), Prefix::default);
+        self.occurrences.resize_with(part.keys.len(), Occurrences::default);
+        let mut prefixed = vec![false; part.values.len()];
+        let mut occurred = vec![false; part.keys.len()];
+        for f in &plan.features {
+            match (f.aggregation, f.input) {
+                (Aggregation::Sum | Aggregation::Mean, Input::Value(c)) if !prefixed[c] => {
+                    self.prefixes[c].fill(&part.values[c]);
+                    prefixed[c] = true;
+                }
+                (Aggregation::CountDistinct, Input::Key(c)) if !occurred[c] => {
+                    self.occurrences[c].fill(&part.keys[c]);
+                    occurred[c] = true;
+                }
+                _ => {}
+            }
+        }
+        for (rows, bounds) in [(&mut out.events, &self.events), (&mut out.as_of, &self.as_of)] {
+            rows.features.resize_with(plan.features.len(), Vec::new);
+            for (f, column) in plan.features.iter().zip(&mut rows.features) {
+                feature(
+                    f,
+                    part,
+                    &self.prefixes,
+                    &self.occurrences,
+                    bounds,
+                    &mut self.scratch,
+                    column,
+                );
+            }
+        }
     }
 }
 
@@ -456,16 +526,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[derive(Default)]
-    struct Rows(Vec<(bool, usize, i64, Vec<f64>)>);
-
-    impl Emit for Rows {
-        fn event(&mut self, row: usize, ts: i64, values: &[f64]) {
-            self.0.push((false, row, ts, values.to_vec()));
-        }
-        fn as_of(&mut self, row: usize, ts: i64, values: &[f64]) {
-            self.0.push((true, row, ts, values.to_vec()));
-        }
+    /// The kernel's rows as (as-of?, position, time, values), events first.
+    fn emitted(plan: &Plan, part: &Partition, range: Range) -> Vec<(bool, usize, i64, Vec<f64>)> {
+        let mut out = Computed::default();
+        Kernel::new(plan).run(part, range, &mut out);
+        let rows = |rows: &Rows, as_of: bool| -> Vec<(bool, usize, i64, Vec<f64>)> {
+            (0..rows.len())
+                .map(|i| {
+                    let at = rows.at[i] as usize;
+                    let t = if as_of { range.as_of.unwrap() } else { part.ts[at] };
+                    (as_of, at, t, rows.features.iter().map(|c| c[i]).collect())
+                })
+                .collect()
+        };
+        let mut all = rows(&out.events, false);
+        all.extend(rows(&out.as_of, true));
+        all
     }
 
     /// The definition, written as plainly as possible: O(n^2).
@@ -590,11 +666,7 @@ mod tests {
 
     fn check(part: &Partition, range: Range) {
         let plan = plan();
-        let mut got = Rows::default();
-        let n = Kernel::new(&plan, part).run(range, &mut got);
-        assert_eq!(n as usize, got.0.len());
-        let mut got: Vec<(bool, i64, i64, Vec<f64>)> = got
-            .0
+        let mut got: Vec<(bool, i64, i64, Vec<f64>)> = emitted(&plan, part, range)
             .into_iter()
             .map(|(a, row, t, v)| (a, part.entity[row], t, v))
             .collect();
@@ -628,16 +700,16 @@ mod tests {
             (2, 4, None, None),
         ]);
         let plan = plan();
-        let mut got = Rows::default();
-        Kernel::new(&plan, &part).run(
+        let got = emitted(
+            &plan,
+            &part,
             Range {
                 start: 0,
                 end: 100,
                 as_of: None,
             },
-            &mut got,
         );
-        let at = |row: usize| got.0.iter().find(|r| r.1 == row).unwrap().3.clone();
+        let at = |row: usize| got.iter().find(|r| r.1 == row).unwrap().3.clone();
         // the event at 0 sees nothing: every feature is its empty value
         assert_eq!(at(0), vec![0.0, -1.0, 0.0, 0.0, 7.5, 0.0, 0.0, 0.0, 0.0]);
         // the events at 10 see only the event at 0 (10 - 10 = 0 is inside), not each other
@@ -664,9 +736,8 @@ mod tests {
         };
         check(&part, range);
         let plan = plan();
-        let mut got = Rows::default();
-        Kernel::new(&plan, &part).run(range, &mut got);
-        let kinds: Vec<(bool, i64, i64)> = got.0.iter().map(|r| (r.0, part.entity[r.1], r.2)).collect();
+        let got = emitted(&plan, &part, range);
+        let kinds: Vec<(bool, i64, i64)> = got.iter().map(|r| (r.0, part.entity[r.1], r.2)).collect();
         // entity 2's only event is 19 before as-of: inside the 25 window, so it gets an as-of row
         assert_eq!(kinds, vec![(false, 1, 12), (true, 1, 20), (true, 2, 20)]);
     }

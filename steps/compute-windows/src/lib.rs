@@ -28,9 +28,9 @@ use futures::StreamExt;
 pub use cli::Args;
 pub use load::fnv1a;
 
-use kernel::{Emit, FeaturePlan, Input, Kernel, Partition, Plan, Range};
-use load::{Columns, Loader};
-use output::{DAY, FileKey, Naming, Rows};
+use kernel::{Computed, FeaturePlan, Input, Kernel, Partition, Plan, Range};
+use load::{Columns, Loader, Sorter, Split};
+use output::{Batcher, DAY, FileKey, Naming, Stamp};
 
 /// Plans every view's features over shared input columns.
 fn plans(spec: &Spec) -> (Columns, Vec<Plan>) {
@@ -85,31 +85,6 @@ fn plans(spec: &Spec) -> (Columns, Vec<Plan>) {
     (columns, plans)
 }
 
-/// Rows of one worker for one view, waiting to be written: event rows in the kernel's
-/// order with their day (relative to the run's first day), and as-of rows.
-struct ViewRows {
-    events: Rows,
-    day: Vec<u32>,
-    as_of: Rows,
-}
-
-/// Feeds the kernel's rows of one partition into a view's buffers.
-struct Collector<'a> {
-    part: &'a Partition,
-    first_day: i64,
-    rows: &'a mut ViewRows,
-}
-
-impl Emit for Collector<'_> {
-    fn event(&mut self, row: usize, ts: i64, values: &[f64]) {
-        self.rows.events.push(self.part.entity[row], ts, values);
-        self.rows.day.push((ts.div_euclid(DAY) - self.first_day) as u32);
-    }
-    fn as_of(&mut self, row: usize, ts: i64, values: &[f64]) {
-        self.rows.as_of.push(self.part.entity[row], ts, values);
-    }
-}
-
 /// What a run shares with its workers.
 struct Job {
     plans: Vec<Plan>,
@@ -134,6 +109,14 @@ struct Written {
     rows: u64,
 }
 
+/// Time a worker spent in each stage, summed over its partitions.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stages {
+    sort: std::time::Duration,
+    windows: std::time::Duration,
+    write: std::time::Duration,
+}
+
 /// Why a worker stopped early: its own error, or another worker's (or a signal).
 enum Stop {
     Failed(Error),
@@ -146,60 +129,57 @@ impl From<Error> for Stop {
     }
 }
 
-/// Partitions not yet taken, the smallest first: workers take the largest left, so a
-/// partition holding a very heavy entity starts early and the workers finish together.
-type Queue = std::sync::Mutex<Vec<Partition>>;
+/// Partitions not yet taken (each as the pieces it was read in), the smallest first:
+/// workers take the largest left, so a partition holding a very heavy entity starts early
+/// and the workers finish together.
+type Queue = std::sync::Mutex<Vec<Vec<Partition>>>;
 
 /// One worker: takes partitions until none are left, sorts each, computes every view,
-/// writes its own files.
-fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<Vec<Written>, Stop> {
+/// writes its own files. Its buffers are reused from partition to partition.
+fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<(Vec<Written>, Stages), Stop> {
     let handle = tokio::runtime::Handle::current();
+    let mut stages = Stages::default();
     let mut sinks: BTreeMap<(usize, FileKey), ParquetSink> = BTreeMap::new();
-    let mut rows: Vec<ViewRows> = job
-        .plans
-        .iter()
-        .map(|p| ViewRows {
-            events: Rows::new(p.features.len()),
-            day: Vec::new(),
-            as_of: Rows::new(p.features.len()),
-        })
-        .collect();
+    let mut sorter = Sorter::default();
+    let mut part = Partition::default();
+    let mut kernels: Vec<Kernel> = job.plans.iter().map(Kernel::new).collect();
+    let mut computed = Computed::default();
+    let mut batcher = Batcher::default();
     let names = job.names.as_deref().map(Vec::as_slice);
     loop {
         // (taken in a statement of its own: a guard in the `while let` would live, and lock
         // the queue, for the whole iteration)
         let next = queue.lock().expect("partition queue").pop();
-        let Some(part) = next else { break };
+        let Some(pieces) = next else { break };
+        if pieces.is_empty() {
+            continue; // no rows fell in this partition
+        }
         if job.failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
             return Err(Stop::Cancelled);
         }
-        let n = part.ts.len() as u64;
-        let part = load::sort(part);
-        for (v, plan) in job.plans.iter().enumerate() {
-            let mut collector = Collector {
-                part: &part,
-                first_day: job.first_day,
-                rows: &mut rows[v],
+        let clock = Instant::now();
+        sorter.sort(pieces, &mut part);
+        stages.sort += clock.elapsed();
+        for (v, kernel) in kernels.iter_mut().enumerate() {
+            let clock = Instant::now();
+            kernel.run(&part, job.range, &mut computed);
+            let computed_at = Instant::now();
+            stages.windows += computed_at - clock;
+            let stamp = Stamp {
+                schema: &job.schemas[v],
+                names,
+                created: job.created,
             };
-            Kernel::new(plan, &part).run(job.range, &mut collector);
-            let schema = &job.schemas[v];
-            let r = &mut rows[v];
-            let mut batches: Vec<(FileKey, RecordBatch)> = r
-                .events
-                .take_grouped(&r.day, job.days, schema, names, job.created)
+            let mut batches: Vec<(FileKey, RecordBatch)> = batcher
+                .events(&part, &computed.events, job.first_day, job.days, &stamp)
                 .into_iter()
-                .map(|(d, b)| (FileKey::Day(job.first_day + d as i64), b))
+                .map(|(day, b)| (FileKey::Day(day), b))
                 .collect();
-            r.day.clear();
-            if !r.as_of.is_empty() {
+            if !computed.as_of.is_empty() {
+                let as_of = job.range.as_of.expect("as-of rows only with an as-of time");
                 batches.push((
                     FileKey::AsOf(job.as_of_day),
-                    r.as_of.take(
-                        schema,
-                        names,
-                        job.created,
-                        &(0..r.as_of.len() as u32).collect::<Vec<_>>(),
-                    ),
+                    batcher.as_of(&part, &computed.as_of, as_of, &stamp),
                 ));
             }
             for (key, batch) in batches {
@@ -207,15 +187,17 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::btree_map::Entry::Vacant(e) => {
                         let target = job.view_dirs[v].join(&job.naming.file(key, worker));
-                        e.insert(handle.block_on(ParquetSink::create(&target, schema.clone(), &job.options))?)
+                        e.insert(handle.block_on(ParquetSink::create(&target, job.schemas[v].clone(), &job.options))?)
                     }
                 };
                 handle.block_on(sink.write(&batch))?;
             }
+            stages.write += computed_at.elapsed();
         }
-        progress.advance(n);
+        progress.advance(part.len() as u64);
     }
     let mut written = Vec::new();
+    let clock = Instant::now();
     for ((view, key), sink) in sinks {
         let done = handle.block_on(sink.finish())?;
         written.push(Written {
@@ -224,7 +206,8 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
             rows: done.rows,
         });
     }
-    Ok(written)
+    stages.write += clock.elapsed();
+    Ok((written, stages))
 }
 
 /// The step: see the crate documentation and README.md.
@@ -269,12 +252,31 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         input = %input, files = stats.files, row_groups = stats.row_groups, pruned = stats.row_groups_pruned,
         rows = stats.rows, "reading"
     );
-    let partitions = threads * 16;
-    let mut loader = Loader::new(columns, lo, hi, args.shard, args.shards, partitions);
-    loader.reserve(stats.rows as usize / args.shards as usize);
-    let mut chunks = std::pin::pin!(scan.chunks(threads + 1));
-    while let Some(chunk) = chunks.next().await {
-        loader.add(&chunk?)?;
+    // each chunk is split into partitions on a blocking thread while the next ones decode
+    let split = Arc::new(Split {
+        columns,
+        lo,
+        hi,
+        shard: args.shard,
+        shards: args.shards,
+        partitions: threads * 16,
+    });
+    let mut loader = Loader::new(&split);
+    let mut pieces = std::pin::pin!(
+        scan.chunks(threads + 1)
+            .map(|chunk| {
+                let split = split.clone();
+                async move {
+                    let chunk = chunk?;
+                    tokio::task::spawn_blocking(move || split.split(&chunk))
+                        .await
+                        .map_err(|e| Error::bug(format!("splitting: {e}")))?
+                }
+            })
+            .buffered(threads)
+    );
+    while let Some(piece) = pieces.next().await {
+        loader.absorb(piece?);
     }
     summary.rows_in = loader.rows_read;
     summary.set("row_groups_pruned", stats.row_groups_pruned);
@@ -349,7 +351,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     });
     let progress = Arc::new(Progress::new("compute", loader.rows_kept));
     let mut parts = std::mem::take(&mut loader.parts);
-    parts.sort_by_key(|p| p.ts.len());
+    parts.sort_by_key(|pieces| pieces.iter().map(Partition::len).sum::<usize>());
     let queue = Arc::new(Queue::new(parts));
     let workers: Vec<_> = (0..threads)
         .map(|w| {
@@ -366,10 +368,16 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         })
         .collect();
     let mut written = Vec::new();
+    let mut stages = Stages::default();
     let (mut failure, mut cancelled) = (None, false);
     for w in workers {
         match w.await.map_err(|e| Error::bug(format!("worker: {e}")))? {
-            Ok(files) => written.extend(files),
+            Ok((files, s)) => {
+                written.extend(files);
+                stages.sort += s.sort;
+                stages.windows += s.windows;
+                stages.write += s.write;
+            }
             Err(Stop::Failed(e)) => failure = failure.or(Some(e)),
             Err(Stop::Cancelled) => cancelled = true,
         }
@@ -381,6 +389,15 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     }
     progress.finish();
     summary.phase("compute_and_write", computing);
+    // the workers' time by stage, summed over the workers: where compute_and_write goes
+    summary.set(
+        "worker_seconds",
+        serde_json::json!({
+            "sort": stages.sort.as_secs_f64(),
+            "windows": stages.windows.as_secs_f64(),
+            "write": stages.write.as_secs_f64(),
+        }),
+    );
 
     // 4. a view this shard wrote nothing for still gets a valid, empty file
     for (v, dir) in job.view_dirs.iter().enumerate() {

@@ -1,9 +1,12 @@
 //! Reading raw events: type checks, the time and shard filters, invalid rows, and the
 //! split into partitions by entity hash (the unit of parallel work).
 
+use std::borrow::Cow;
+
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit};
-use featurekit::artifact::Chunk;
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Float32Type, Float64Type, Int32Type, Int64Type};
+use featurekit::artifact::{Chunk, Micros};
 use featurekit::spec::ValueType;
 use featurekit::{Error, Result};
 
@@ -71,22 +74,6 @@ pub struct Invalid {
     pub first: Option<(String, u64)>,
 }
 
-pub struct Loader {
-    columns: Columns,
-    lo: i64,
-    hi: i64,
-    shard: u64,
-    shards: u64,
-    pub parts: Vec<Partition>,
-    pub entity_names: Option<Interner>,
-    key_names: Vec<Option<Interner>>,
-    pub invalid: Invalid,
-    pub rows_read: u64,
-    pub rows_kept: u64,
-    /// Earliest valid timestamp read, before the time filter.
-    pub earliest: Option<i64>,
-}
-
 fn type_error(file: &str, column: &str, found: &DataType, want: &str) -> Error {
     Error::data(format!("{file}: column `{column}` has type {found}, expected {want}"))
 }
@@ -97,41 +84,20 @@ fn column<'b>(batch: &'b RecordBatch, name: &str, file: &str) -> Result<&'b Arra
         .ok_or_else(|| Error::data(format!("{file}: missing column `{name}`")))
 }
 
-/// Microseconds from a timestamp array's unit.
-fn to_micros(unit: &TimeUnit, v: i64) -> i64 {
-    match unit {
-        TimeUnit::Second => v.saturating_mul(1_000_000),
-        TimeUnit::Millisecond => v.saturating_mul(1_000),
-        TimeUnit::Microsecond => v,
-        TimeUnit::Nanosecond => v.div_euclid(1_000),
+/// A numeric column as f64, NaN for null (borrowed when it already is one).
+fn numbers<'a>(a: &'a ArrayRef, file: &str, name: &str) -> Result<Cow<'a, [f64]>> {
+    fn widen<T: ArrowPrimitiveType>(a: &ArrayRef, f: impl Fn(T::Native) -> f64) -> Vec<f64> {
+        let v = a.as_primitive::<T>();
+        (0..v.len())
+            .map(|i| if v.is_valid(i) { f(v.value(i)) } else { f64::NAN })
+            .collect()
     }
-}
-
-fn numbers(a: &ArrayRef, file: &str, name: &str) -> Result<Vec<f64>> {
-    let valid = |i: usize| a.is_valid(i);
     Ok(match a.data_type() {
-        DataType::Float64 => {
-            let v = a.as_primitive::<Float64Type>().values();
-            (0..a.len()).map(|i| if valid(i) { v[i] } else { f64::NAN }).collect()
-        }
-        DataType::Float32 => {
-            let v = a.as_primitive::<Float32Type>().values();
-            (0..a.len())
-                .map(|i| if valid(i) { v[i] as f64 } else { f64::NAN })
-                .collect()
-        }
-        DataType::Int64 => {
-            let v = a.as_primitive::<Int64Type>().values();
-            (0..a.len())
-                .map(|i| if valid(i) { v[i] as f64 } else { f64::NAN })
-                .collect()
-        }
-        DataType::Int32 => {
-            let v = a.as_primitive::<Int32Type>().values();
-            (0..a.len())
-                .map(|i| if valid(i) { v[i] as f64 } else { f64::NAN })
-                .collect()
-        }
+        DataType::Float64 if a.null_count() == 0 => Cow::Borrowed(a.as_primitive::<Float64Type>().values()),
+        DataType::Float64 => Cow::Owned(widen::<Float64Type>(a, |x| x)),
+        DataType::Float32 => Cow::Owned(widen::<Float32Type>(a, |x| x as f64)),
+        DataType::Int64 => Cow::Owned(widen::<Int64Type>(a, |x| x as f64)),
+        DataType::Int32 => Cow::Owned(widen::<Int32Type>(a, |x| x as f64)),
         other => {
             return Err(type_error(
                 file,
@@ -143,21 +109,30 @@ fn numbers(a: &ArrayRef, file: &str, name: &str) -> Result<Vec<f64>> {
     })
 }
 
-/// Keys of a distinct-count column; `None` marks a null.
-fn keys(a: &ArrayRef, file: &str, name: &str, names: &mut Option<Interner>) -> Result<Vec<Option<i64>>> {
-    let valid = |i: usize| a.is_valid(i);
-    Ok(match a.data_type() {
-        DataType::Int64 => {
-            let v = a.as_primitive::<Int64Type>().values();
-            (0..a.len()).map(|i| valid(i).then(|| v[i])).collect()
-        }
-        DataType::Int32 => {
-            let v = a.as_primitive::<Int32Type>().values();
-            (0..a.len()).map(|i| valid(i).then(|| v[i] as i64)).collect()
-        }
+/// A column of integers or interned strings, with its validity.
+struct Ids<'a> {
+    ids: Cow<'a, [i64]>,
+    nulls: Option<&'a NullBuffer>,
+    /// FNV-1a of each string (strings only: integers hash their own bytes).
+    hashes: Option<Vec<u64>>,
+}
+
+/// Integer keys as i64 (Boolean as 0 and 1), strings interned in `names`; `hash` also
+/// keeps each string's FNV-1a.
+fn ids<'a>(a: &'a ArrayRef, names: &mut Option<Interner>, hash: bool) -> Option<Ids<'a>> {
+    let nulls = a.logical_nulls().is_some().then(|| a.nulls()).flatten();
+    let ids: Cow<'a, [i64]> = match a.data_type() {
+        DataType::Int64 => Cow::Borrowed(a.as_primitive::<Int64Type>().values()),
+        DataType::Int32 => Cow::Owned(
+            a.as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .map(|&x| x as i64)
+                .collect(),
+        ),
         DataType::Boolean => {
             let v = a.as_boolean();
-            (0..a.len()).map(|i| valid(i).then(|| v.value(i) as i64)).collect()
+            Cow::Owned((0..v.len()).map(|i| v.value(i) as i64).collect())
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let names = names.get_or_insert_with(Interner::default);
@@ -166,36 +141,182 @@ fn keys(a: &ArrayRef, file: &str, name: &str, names: &mut Option<Interner>) -> R
                 DataType::LargeUtf8 => a.as_string::<i64>().iter().collect(),
                 _ => a.as_string_view().iter().collect(),
             };
-            strings.into_iter().map(|s| s.map(|s| names.id(s))).collect()
+            let ids = strings.iter().map(|s| s.map_or(0, |s| names.id(s))).collect();
+            let hashes = hash.then(|| strings.iter().map(|s| s.map_or(0, |s| fnv1a(s.as_bytes()))).collect());
+            return Some(Ids {
+                ids: Cow::Owned(ids),
+                nulls,
+                hashes,
+            });
         }
-        other => return Err(type_error(file, name, other, "Int64, Int32, Boolean or a string")),
+        _ => return None,
+    };
+    Some(Ids {
+        ids,
+        nulls,
+        hashes: None,
     })
 }
 
-enum EntityValues<'b> {
-    Int(Vec<Option<i64>>),
-    Str(Vec<Option<&'b str>>),
+/// How rows are kept and split: shared by the tasks that split chunks.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub columns: Columns,
+    /// Keep timestamps in `[lo, hi)`.
+    pub lo: i64,
+    pub hi: i64,
+    /// Keep entities whose hash mod `shards` is `shard`.
+    pub shard: u32,
+    pub shards: u32,
+    pub partitions: usize,
+}
+
+/// One chunk's kept rows, split into partitions by entity hash. String entities and keys
+/// hold ids of the piece's own interners until [`Loader::absorb`] renumbers them.
+pub struct Piece {
+    parts: Vec<Partition>,
+    entity_names: Option<Interner>,
+    key_names: Vec<Option<Interner>>,
+    invalid: Invalid,
+    rows_read: u64,
+    rows_kept: u64,
+    earliest: Option<i64>,
+}
+
+impl Split {
+    /// Type-checks a chunk and splits its kept rows into partitions (runs on any thread).
+    pub fn split(&self, chunk: &Chunk) -> Result<Piece> {
+        let c = &self.columns;
+        let mut piece = Piece {
+            parts: (0..self.partitions.max(1))
+                .map(|_| Partition::with_columns(c.values.len(), c.keys.len()))
+                .collect(),
+            entity_names: None,
+            key_names: c.keys.iter().map(|_| None).collect(),
+            invalid: Invalid::default(),
+            rows_read: 0,
+            rows_kept: 0,
+            earliest: None,
+        };
+        // room for an even share of the rows and a little more, so columns rarely grow
+        let rows: usize = chunk.batches.iter().map(RecordBatch::num_rows).sum();
+        let each = rows / piece.parts.len() + rows / piece.parts.len() / 8 + 16;
+        for part in &mut piece.parts {
+            part.entity.reserve(each);
+            part.ts.reserve(each);
+            part.values.iter_mut().for_each(|v| v.reserve(each));
+            part.keys.iter_mut().for_each(|k| k.keys.reserve(each));
+        }
+        let mut row = chunk.first_row;
+        for batch in &chunk.batches {
+            self.split_batch(batch, &chunk.file, row, &mut piece)?;
+            row += batch.num_rows() as u64;
+        }
+        Ok(piece)
+    }
+
+    fn split_batch(&self, batch: &RecordBatch, file: &str, first_row: u64, piece: &mut Piece) -> Result<()> {
+        let c = &self.columns;
+        let n = batch.num_rows();
+        piece.rows_read += n as u64;
+        let ent = column(batch, &c.entity, file)?;
+        let entity_ok = matches!(
+            (c.entity_type, ent.data_type()),
+            (ValueType::Int64, DataType::Int64 | DataType::Int32)
+                | (
+                    ValueType::String,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+        );
+        if !entity_ok {
+            let want = if c.entity_type == ValueType::Int64 {
+                "Int64 (or Int32)"
+            } else {
+                "a string"
+            };
+            return Err(type_error(file, &c.entity, ent.data_type(), want));
+        }
+        let entities = ids(ent, &mut piece.entity_names, true).expect("entity type checked");
+        let ts_col = column(batch, &c.ts, file)?;
+        let ts = Micros::of(ts_col).ok_or_else(|| type_error(file, &c.ts, ts_col.data_type(), "a timestamp"))?;
+        let ts_nulls = ts_col.nulls().filter(|b| b.null_count() > 0);
+        let mut values = Vec::with_capacity(c.values.len());
+        for name in &c.values {
+            values.push(numbers(column(batch, name, file)?, file, name)?);
+        }
+        let mut keys = Vec::with_capacity(c.keys.len());
+        for (slot, name) in c.keys.iter().enumerate() {
+            let col = column(batch, name, file)?;
+            keys.push(
+                ids(col, &mut piece.key_names[slot], false)
+                    .ok_or_else(|| type_error(file, name, col.data_type(), "Int64, Int32, Boolean or a string"))?,
+            );
+        }
+
+        let raw = ts.raw.values();
+        let partitions = piece.parts.len() as u64;
+        let (shard, shards) = (self.shard as u64, self.shards as u64);
+        for i in 0..n {
+            if entities.nulls.is_some_and(|b| b.is_null(i)) || ts_nulls.is_some_and(|b| b.is_null(i)) {
+                piece.invalid.count += 1;
+                piece
+                    .invalid
+                    .first
+                    .get_or_insert_with(|| (file.to_string(), first_row + i as u64));
+                continue;
+            }
+            let t = ts.convert(raw[i]);
+            piece.earliest = Some(piece.earliest.map_or(t, |e| e.min(t)));
+            if t < self.lo || t >= self.hi {
+                continue;
+            }
+            let entity = entities.ids[i];
+            let hash = match &entities.hashes {
+                Some(h) => h[i],
+                None => fnv1a(&entity.to_le_bytes()),
+            };
+            if hash % shards != shard {
+                continue;
+            }
+            let part = &mut piece.parts[((hash >> 32) % partitions) as usize];
+            part.entity.push(entity);
+            part.ts.push(t);
+            for (slot, v) in values.iter().enumerate() {
+                part.values[slot].push(v[i]);
+            }
+            for (slot, k) in keys.iter().enumerate() {
+                let col = &mut part.keys[slot];
+                let valid = k.nulls.is_none_or(|b| b.is_valid(i));
+                col.keys.push(if valid { k.ids[i] } else { 0 });
+                if !valid || col.valid.is_some() {
+                    let len = col.keys.len() - 1;
+                    col.valid.get_or_insert_with(|| vec![true; len]).push(valid);
+                }
+            }
+            piece.rows_kept += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The read so far: each partition as the pieces it was read in.
+pub struct Loader {
+    pub parts: Vec<Vec<Partition>>,
+    pub entity_names: Option<Interner>,
+    key_names: Vec<Option<Interner>>,
+    pub invalid: Invalid,
+    pub rows_read: u64,
+    pub rows_kept: u64,
+    /// Earliest valid timestamp read, before the time filter.
+    pub earliest: Option<i64>,
 }
 
 impl Loader {
-    /// Keeps rows with timestamp in `[lo, hi)` whose entity falls in `shard` of `shards`,
-    /// split over `partitions` partitions.
-    pub fn new(columns: Columns, lo: i64, hi: i64, shard: u32, shards: u32, partitions: usize) -> Loader {
-        let key_names = columns.keys.iter().map(|_| None).collect();
-        let part = Partition {
-            values: vec![Vec::new(); columns.values.len()],
-            keys: vec![KeyColumn::default(); columns.keys.len()],
-            ..Partition::default()
-        };
+    pub fn new(split: &Split) -> Loader {
         Loader {
-            entity_names: (columns.entity_type == ValueType::String).then(Interner::default),
-            columns,
-            lo,
-            hi,
-            shard: shard as u64,
-            shards: shards as u64,
-            parts: vec![part; partitions.max(1)],
-            key_names,
+            parts: (0..split.partitions.max(1)).map(|_| Vec::new()).collect(),
+            entity_names: (split.columns.entity_type == ValueType::String).then(Interner::default),
+            key_names: split.columns.keys.iter().map(|_| None).collect(),
             invalid: Invalid::default(),
             rows_read: 0,
             rows_kept: 0,
@@ -203,186 +324,137 @@ impl Loader {
         }
     }
 
-    /// Makes room for about `rows` rows, spread evenly over the partitions, so the
-    /// columns do not grow (and copy) while they are read.
-    pub fn reserve(&mut self, rows: usize) {
-        let each = rows / self.parts.len() + rows / self.parts.len() / 16 + 64;
-        for part in &mut self.parts {
-            part.entity.reserve(each);
-            part.ts.reserve(each);
-            for v in &mut part.values {
-                v.reserve(each);
-            }
-            for k in &mut part.keys {
-                k.keys.reserve(each);
+    /// Takes in the pieces in the order of the input's rows: string ids are renumbered to
+    /// the whole input's, and the first invalid row is the input's first.
+    pub fn absorb(&mut self, mut piece: Piece) {
+        if let Some(local) = &piece.entity_names {
+            let global = self.entity_names.get_or_insert_with(Interner::default);
+            let map: Vec<i64> = local.names.iter().map(|s| global.id(s)).collect();
+            for part in &mut piece.parts {
+                part.entity.iter_mut().for_each(|id| *id = map[*id as usize]);
             }
         }
-    }
-
-    pub fn add(&mut self, chunk: &Chunk) -> Result<()> {
-        let mut row = chunk.first_row;
-        for batch in &chunk.batches {
-            self.add_batch(batch, &chunk.file, row)?;
-            row += batch.num_rows() as u64;
-        }
-        Ok(())
-    }
-
-    fn add_batch(&mut self, batch: &RecordBatch, file: &str, first_row: u64) -> Result<()> {
-        let c = &self.columns;
-        let n = batch.num_rows();
-        self.rows_read += n as u64;
-        let ent = column(batch, &c.entity, file)?;
-        let entities = match (c.entity_type, ent.data_type()) {
-            (ValueType::Int64, DataType::Int64) => {
-                let v = ent.as_primitive::<Int64Type>();
-                EntityValues::Int((0..n).map(|i| v.is_valid(i).then(|| v.value(i))).collect())
-            }
-            (ValueType::Int64, DataType::Int32) => {
-                let v = ent.as_primitive::<Int32Type>();
-                EntityValues::Int((0..n).map(|i| v.is_valid(i).then(|| v.value(i) as i64)).collect())
-            }
-            (ValueType::String, DataType::Utf8) => EntityValues::Str(ent.as_string::<i32>().iter().collect()),
-            (ValueType::String, DataType::LargeUtf8) => EntityValues::Str(ent.as_string::<i64>().iter().collect()),
-            (ValueType::String, DataType::Utf8View) => EntityValues::Str(ent.as_string_view().iter().collect()),
-            (want, found) => {
-                let want = if want == ValueType::Int64 {
-                    "Int64 (or Int32)"
-                } else {
-                    "a string"
-                };
-                return Err(type_error(file, &c.entity, found, want));
-            }
-        };
-        let ts_col = column(batch, &c.ts, file)?;
-        let DataType::Timestamp(unit, _) = ts_col.data_type() else {
-            return Err(type_error(file, &c.ts, ts_col.data_type(), "a timestamp"));
-        };
-        let raw_ts: &[i64] = match unit {
-            TimeUnit::Second => ts_col.as_primitive::<arrow::datatypes::TimestampSecondType>().values(),
-            TimeUnit::Millisecond => ts_col
-                .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
-                .values(),
-            TimeUnit::Microsecond => ts_col
-                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                .values(),
-            TimeUnit::Nanosecond => ts_col
-                .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
-                .values(),
-        };
-        let mut values = Vec::with_capacity(c.values.len());
-        for name in &c.values {
-            values.push(numbers(column(batch, name, file)?, file, name)?);
-        }
-        let mut key_values = Vec::with_capacity(c.keys.len());
-        for (slot, name) in c.keys.iter().enumerate() {
-            key_values.push(keys(column(batch, name, file)?, file, name, &mut self.key_names[slot])?);
-        }
-
-        let partitions = self.parts.len() as u64;
-        for i in 0..n {
-            let entity_hash = match &entities {
-                EntityValues::Int(v) => v[i].map(|e| fnv1a(&e.to_le_bytes())),
-                EntityValues::Str(v) => v[i].map(|s| fnv1a(s.as_bytes())),
-            };
-            let (Some(hash), true) = (entity_hash, ts_col.is_valid(i)) else {
-                self.invalid.count += 1;
-                self.invalid
-                    .first
-                    .get_or_insert_with(|| (file.to_string(), first_row + i as u64));
-                continue;
-            };
-            let t = to_micros(unit, raw_ts[i]);
-            self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
-            if t < self.lo || t >= self.hi || hash % self.shards != self.shard {
-                continue;
-            }
-            let entity = match &entities {
-                EntityValues::Int(v) => v[i].expect("checked above"),
-                EntityValues::Str(v) => self
-                    .entity_names
-                    .as_mut()
-                    .expect("string entities are interned")
-                    .id(v[i].expect("checked above")),
-            };
-            let part = &mut self.parts[((hash >> 32) % partitions) as usize];
-            part.entity.push(entity);
-            part.ts.push(t);
-            for (slot, v) in values.iter().enumerate() {
-                part.values[slot].push(v[i]);
-            }
-            for (slot, k) in key_values.iter().enumerate() {
-                let col = &mut part.keys[slot];
-                match k[i] {
-                    Some(key) => {
-                        col.keys.push(key);
-                        if let Some(valid) = &mut col.valid {
-                            valid.push(true);
-                        }
-                    }
-                    None => {
-                        let len = col.keys.len();
-                        col.valid.get_or_insert_with(|| vec![true; len]).push(false);
-                        col.keys.push(0);
-                    }
+        for (slot, local) in piece.key_names.iter().enumerate() {
+            if let Some(local) = local {
+                let global = self.key_names[slot].get_or_insert_with(Interner::default);
+                let map: Vec<i64> = local.names.iter().map(|s| global.id(s)).collect();
+                for part in &mut piece.parts {
+                    part.keys[slot].keys.iter_mut().for_each(|id| *id = map[*id as usize]);
                 }
             }
-            self.rows_kept += 1;
         }
-        Ok(())
+        self.invalid.count += piece.invalid.count;
+        if self.invalid.first.is_none() {
+            self.invalid.first = piece.invalid.first;
+        }
+        self.rows_read += piece.rows_read;
+        self.rows_kept += piece.rows_kept;
+        self.earliest = match (self.earliest, piece.earliest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (all, part) in self.parts.iter_mut().zip(piece.parts) {
+            if !part.is_empty() {
+                all.push(part);
+            }
+        }
     }
 }
 
-/// Groups a partition by entity, each entity's events sorted by time: what the kernel needs
-/// (entities need not come in key order). A counting sort by a hash of the entity into
-/// about n/4 buckets, then a comparison sort of each small bucket: much less work than
-/// one sort of the whole partition.
-pub fn sort(part: Partition) -> Partition {
-    let n = part.ts.len();
-    let buckets = (n / 4).next_power_of_two().max(1);
-    let mix = |e: i64| {
-        // splitmix64's finaliser: partitions were chosen by other bits of another hash
-        let mut x = e as u64;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((x ^ (x >> 31)) as usize) & (buckets - 1)
-    };
-    let bucket: Vec<u32> = part.entity.iter().map(|&e| mix(e) as u32).collect();
-    let mut starts = vec![0usize; buckets + 1];
-    for &b in &bucket {
-        starts[b as usize + 1] += 1;
-    }
-    for b in 0..buckets {
-        starts[b + 1] += starts[b];
-    }
-    let mut next = starts.clone();
-    let mut order: Vec<(i64, i64, u32)> = vec![(0, 0, 0); n];
-    for (i, &b) in bucket.iter().enumerate() {
-        order[next[b as usize]] = (part.entity[i], part.ts[i], i as u32);
-        next[b as usize] += 1;
-    }
-    for b in 0..buckets {
-        let slice = &mut order[starts[b]..starts[b + 1]];
-        if slice.len() > 1 {
-            slice.sort_unstable();
+/// Groups partitions by entity, each entity's events sorted by time: what the kernel
+/// needs (entities need not come in key order). A counting sort by a hash of the entity
+/// into about n/4 buckets, then a comparison sort of each small bucket: much less work
+/// than one sort of the whole partition. Keeps its memory from partition to partition.
+#[derive(Debug, Default)]
+pub struct Sorter {
+    bucket: Vec<u32>,
+    starts: Vec<u32>,
+    order: Vec<(i64, i64, u32)>,
+    whole: Partition,
+}
+
+impl Sorter {
+    /// Sorts the pieces of one partition (at least one) into `out`.
+    pub fn sort(&mut self, pieces: Vec<Partition>, out: &mut Partition) {
+        // one contiguous partition first
+        let whole = &mut self.whole;
+        let first = pieces.first().expect("a partition has a piece");
+        whole.clear();
+        whole.values.resize_with(first.values.len(), Vec::new);
+        whole.keys.resize_with(first.keys.len(), KeyColumn::default);
+        for piece in &pieces {
+            whole.entity.extend_from_slice(&piece.entity);
+            whole.ts.extend_from_slice(&piece.ts);
+            for (all, v) in whole.values.iter_mut().zip(&piece.values) {
+                all.extend_from_slice(v);
+            }
+            for (all, k) in whole.keys.iter_mut().zip(&piece.keys) {
+                if let Some(valid) = &k.valid {
+                    let len = all.keys.len();
+                    all.valid
+                        .get_or_insert_with(|| vec![true; len])
+                        .extend_from_slice(valid);
+                } else if let Some(valid) = &mut all.valid {
+                    valid.resize(valid.len() + k.keys.len(), true);
+                }
+                all.keys.extend_from_slice(&k.keys);
+            }
         }
-    }
-    let gather_f = |v: &Vec<f64>| order.iter().map(|o| v[o.2 as usize]).collect();
-    Partition {
-        entity: order.iter().map(|o| o.0).collect(),
-        ts: order.iter().map(|o| o.1).collect(),
-        values: part.values.iter().map(gather_f).collect(),
-        keys: part
-            .keys
-            .iter()
-            .map(|k| KeyColumn {
-                keys: order.iter().map(|o| k.keys[o.2 as usize]).collect(),
-                valid: k
-                    .valid
-                    .as_ref()
-                    .map(|v| order.iter().map(|o| v[o.2 as usize]).collect()),
-            })
-            .collect(),
+        drop(pieces);
+
+        let n = whole.len();
+        let buckets = (n / 4).next_power_of_two().max(1);
+        let mix = |e: i64| {
+            // splitmix64's finaliser: partitions were chosen by other bits of another hash
+            let mut x = e as u64;
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((x ^ (x >> 31)) as usize) & (buckets - 1)
+        };
+        self.bucket.clear();
+        self.bucket.extend(whole.entity.iter().map(|&e| mix(e) as u32));
+        self.starts.clear();
+        self.starts.resize(buckets + 1, 0);
+        for &b in &self.bucket {
+            self.starts[b as usize + 1] += 1;
+        }
+        for b in 0..buckets {
+            self.starts[b + 1] += self.starts[b];
+        }
+        self.order.clear();
+        self.order.resize(n, (0, 0, 0));
+        // each row to its bucket's next free slot: afterwards starts[b] is bucket b's end
+        for (i, &b) in self.bucket.iter().enumerate() {
+            let slot = &mut self.starts[b as usize];
+            self.order[*slot as usize] = (whole.entity[i], whole.ts[i], i as u32);
+            *slot += 1;
+        }
+        let mut lo = 0;
+        for &hi in &self.starts[..buckets] {
+            if hi - lo > 1 {
+                self.order[lo as usize..hi as usize].sort_unstable();
+            }
+            lo = hi;
+        }
+        let order = &self.order;
+        out.entity.clear();
+        out.entity.extend(order.iter().map(|o| o.0));
+        out.ts.clear();
+        out.ts.extend(order.iter().map(|o| o.1));
+        out.values.resize_with(whole.values.len(), Vec::new);
+        for (dst, src) in out.values.iter_mut().zip(&whole.values) {
+            dst.clear();
+            dst.extend(order.iter().map(|o| src[o.2 as usize]));
+        }
+        out.keys.resize_with(whole.keys.len(), KeyColumn::default);
+        for (dst, src) in out.keys.iter_mut().zip(&whole.keys) {
+            dst.keys.clear();
+            dst.keys.extend(order.iter().map(|o| src.keys[o.2 as usize]));
+            dst.valid = src
+                .valid
+                .as_ref()
+                .map(|v| order.iter().map(|o| v[o.2 as usize]).collect());
+        }
     }
 }
 
@@ -396,7 +468,8 @@ mod tests {
             values: vec![vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]],
             keys: vec![],
         };
-        let sorted = super::sort(part);
+        let mut sorted = crate::kernel::Partition::default();
+        super::Sorter::default().sort(vec![part], &mut sorted);
         let rows: Vec<(i64, i64, f64)> = (0..7)
             .map(|i| (sorted.entity[i], sorted.ts[i], sorted.values[0][i]))
             .collect();

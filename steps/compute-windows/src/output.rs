@@ -16,6 +16,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::DateTime;
 use featurekit::spec::{Dtype, FeatureView, Spec, ValueType};
 
+use crate::kernel::{self, Partition};
+
 pub const DAY: i64 = 86_400_000_000;
 
 /// Column name of the rows' creation time (Feast's `created_timestamp_column`).
@@ -96,104 +98,112 @@ pub fn parse_name(name: &str) -> Option<(String, u32, u32)> {
     it.next().is_none().then_some((date.to_string(), k, n))
 }
 
-/// Rows of one file, column by column, until they are written.
+/// Turns the kernel's rows into record batches of a view's schema, one per output file,
+/// keeping its memory from partition to partition.
 #[derive(Debug, Default)]
-pub struct Rows {
-    pub entity: Vec<i64>,
-    pub ts: Vec<i64>,
-    pub features: Vec<Vec<f64>>,
+pub struct Batcher {
+    day: Vec<u32>,
+    starts: Vec<usize>,
+    order: Vec<u32>,
 }
 
-impl Rows {
-    pub fn new(features: usize) -> Rows {
-        Rows {
-            features: vec![Vec::new(); features],
-            ..Rows::default()
-        }
-    }
+/// What the rows of a batch hold besides the kernel's values.
+pub struct Stamp<'a> {
+    pub schema: &'a SchemaRef,
+    /// Names of string entities, by id.
+    pub names: Option<&'a [String]>,
+    pub created: i64,
+}
 
-    pub fn push(&mut self, entity: i64, ts: i64, values: &[f64]) {
-        self.entity.push(entity);
-        self.ts.push(ts);
-        for (col, v) in self.features.iter_mut().zip(values) {
-            col.push(*v);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-
-    /// Takes the rows as a batch of `schema`: entities named back when they are strings,
-    /// features cast to their dtype, every row stamped `created`, in the order of the row
-    /// indices `order`.
-    pub fn take(&mut self, schema: &SchemaRef, names: Option<&[String]>, created: i64, order: &[u32]) -> RecordBatch {
-        fn gather<'a, T: Copy>(v: &'a [T], order: &'a [u32]) -> impl Iterator<Item = T> + 'a {
-            order.iter().map(move |&i| v[i as usize])
-        }
-        let n = order.len();
-        let mut columns: Vec<ArrayRef> = vec![
-            match names {
-                Some(names) => Arc::new(StringArray::from_iter_values(
-                    gather(&self.entity, order).map(|id| &names[id as usize]),
-                )),
-                None => Arc::new(Int64Array::from_iter_values(gather(&self.entity, order))),
-            },
-            Arc::new(TimestampMicrosecondArray::from_iter_values(gather(&self.ts, order)).with_timezone("UTC")),
-        ];
-        for (k, values) in self.features.iter().enumerate() {
-            let values = gather(values, order);
-            columns.push(match schema.field(k + 2).data_type() {
-                DataType::Int64 => Arc::new(Int64Array::from_iter_values(values.map(|v| v.round() as i64))),
-                DataType::Float32 => Arc::new(Float32Array::from_iter_values(values.map(|v| v as f32))),
-                _ => Arc::new(Float64Array::from_iter_values(values)),
-            });
-        }
-        columns.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![created; n]).with_timezone("UTC"),
-        ));
-        // cleared, not moved: the buffers keep their capacity for the next partition
-        self.entity.clear();
-        self.ts.clear();
-        self.features.iter_mut().for_each(Vec::clear);
-        RecordBatch::try_new(schema.clone(), columns).expect("rows match the view's schema")
-    }
-
-    /// Takes the rows grouped by `group[i]` (below `groups`): one batch per non-empty group.
-    /// Rows arrive entity by entity, each spanning many days; writing them straight into
-    /// per-day buffers scatters every column over as many streams, so they are buffered
-    /// in arrival order and put in day order here, by a counting sort.
-    pub fn take_grouped(
+impl Batcher {
+    /// The event rows, one batch per UTC day that has any, as (day, batch); `first_day` is
+    /// the run's first day and `days` their number. The kernel's rows come entity by entity,
+    /// each spanning many days, so they are put in day order by a counting sort.
+    pub fn events(
         &mut self,
-        group: &[u32],
-        groups: usize,
-        schema: &SchemaRef,
-        names: Option<&[String]>,
-        created: i64,
-    ) -> Vec<(usize, RecordBatch)> {
-        let mut starts = vec![0usize; groups + 1];
-        for &g in group {
-            starts[g as usize + 1] += 1;
+        part: &Partition,
+        rows: &kernel::Rows,
+        first_day: i64,
+        days: usize,
+        stamp: &Stamp,
+    ) -> Vec<(i64, RecordBatch)> {
+        self.day.clear();
+        self.day.extend(
+            rows.at
+                .iter()
+                .map(|&at| (part.ts[at as usize].div_euclid(DAY) - first_day) as u32),
+        );
+        self.starts.clear();
+        self.starts.resize(days + 1, 0);
+        for &d in &self.day {
+            self.starts[d as usize + 1] += 1;
         }
-        for g in 0..groups {
-            starts[g + 1] += starts[g];
+        for d in 0..days {
+            self.starts[d + 1] += self.starts[d];
         }
-        let mut next = starts.clone();
-        let mut order = vec![0u32; group.len()];
-        for (i, &g) in group.iter().enumerate() {
-            order[next[g as usize]] = i as u32;
-            next[g as usize] += 1;
+        self.order.clear();
+        self.order.resize(rows.len(), 0);
+        let mut next = self.starts.clone();
+        for (i, &d) in self.day.iter().enumerate() {
+            self.order[next[d as usize]] = i as u32;
+            next[d as usize] += 1;
         }
-        let batch = self.take(schema, names, created, &order);
-        (0..groups)
-            .filter(|&g| starts[g + 1] > starts[g])
-            .map(|g| (g, batch.slice(starts[g], starts[g + 1] - starts[g])))
+        // a batch per day, not one sliced: small arrays reuse the allocator's free memory,
+        // where big ones are fresh pages from the kernel every time
+        (0..days)
+            .filter(|&d| self.starts[d + 1] > self.starts[d])
+            .map(|d| {
+                let order = &self.order[self.starts[d]..self.starts[d + 1]];
+                let ts = TimestampMicrosecondArray::from_iter_values(
+                    order.iter().map(|&i| part.ts[rows.at[i as usize] as usize]),
+                );
+                (first_day + d as i64, batch(part, rows, order, ts, stamp))
+            })
             .collect()
     }
+
+    /// The as-of rows as one batch, every row stamped `as_of`.
+    pub fn as_of(&mut self, part: &Partition, rows: &kernel::Rows, as_of: i64, stamp: &Stamp) -> RecordBatch {
+        self.order.clear();
+        self.order.extend(0..rows.len() as u32);
+        let ts = TimestampMicrosecondArray::from(vec![as_of; rows.len()]);
+        batch(part, rows, &self.order, ts, stamp)
+    }
+}
+
+/// Rows `order` of the kernel's `rows` as a batch: entities named back when they are
+/// strings, features cast to their dtype, every row stamped `created`.
+fn batch(
+    part: &Partition,
+    rows: &kernel::Rows,
+    order: &[u32],
+    ts: TimestampMicrosecondArray,
+    stamp: &Stamp,
+) -> RecordBatch {
+    let entity = order.iter().map(|&i| part.entity[rows.at[i as usize] as usize]);
+    let mut columns: Vec<ArrayRef> = vec![
+        match stamp.names {
+            Some(names) => Arc::new(StringArray::from_iter_values(entity.map(|id| &names[id as usize]))),
+            None => Arc::new(Int64Array::from_iter_values(entity)),
+        },
+        Arc::new(ts.with_timezone("UTC")),
+    ];
+    for (k, values) in rows.features.iter().enumerate() {
+        let values = order.iter().map(|&i| values[i as usize]);
+        columns.push(match stamp.schema.field(k + 2).data_type() {
+            // counts are whole already; a mean declared Int64 rounds half away from zero
+            DataType::Int64 => Arc::new(Int64Array::from_iter_values(values.map(|v| {
+                let whole = v as i64;
+                if whole as f64 == v { whole } else { v.round() as i64 }
+            }))),
+            DataType::Float32 => Arc::new(Float32Array::from_iter_values(values.map(|v| v as f32))),
+            _ => Arc::new(Float64Array::from_iter_values(values)),
+        });
+    }
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![stamp.created; order.len()]).with_timezone("UTC"),
+    ));
+    RecordBatch::try_new(stamp.schema.clone(), columns).expect("rows match the view's schema")
 }
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ struct Written {
 struct Stages {
     sort: std::time::Duration,
     windows: std::time::Duration,
+    batch: std::time::Duration,
     write: std::time::Duration,
 }
 
@@ -182,6 +183,8 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
                     batcher.as_of(&part, &computed.as_of, as_of, &stamp),
                 ));
             }
+            let batched = Instant::now();
+            stages.batch += batched - computed_at;
             for (key, batch) in batches {
                 let sink = match sinks.entry((v, key)) {
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -192,7 +195,7 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
                 };
                 handle.block_on(sink.write(&batch))?;
             }
-            stages.write += computed_at.elapsed();
+            stages.write += batched.elapsed();
         }
         progress.advance(part.len() as u64);
     }
@@ -376,6 +379,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
                 written.extend(files);
                 stages.sort += s.sort;
                 stages.windows += s.windows;
+                stages.batch += s.batch;
                 stages.write += s.write;
             }
             Err(Stop::Failed(e)) => failure = failure.or(Some(e)),
@@ -395,6 +399,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         serde_json::json!({
             "sort": stages.sort.as_secs_f64(),
             "windows": stages.windows.as_secs_f64(),
+            "batch": stages.batch.as_secs_f64(),
             "write": stages.write.as_secs_f64(),
         }),
     );

@@ -257,6 +257,25 @@ fn as_f64(a: &ArrayRef) -> Values<'_> {
 
 /// Rows of `n` where `broken` holds, counted in one tight loop.
 #[inline]
+/// Adds to `counts[i]` the finite values with `i` edges below them (`edges` ascending,
+/// `counts` one longer).
+fn bin_counts(values: &[f64], edges: &[f64], counts: &mut [u64]) {
+    // a handful of edges: counting them (vectorised) beats a binary search; four rows of
+    // counters, taken in turn, spare each increment waiting on the previous one when
+    // neighbouring values fall in the same bin
+    let mut lanes = vec![0u64; 4 * counts.len()];
+    let bins = counts.len();
+    for (i, &x) in values.iter().enumerate() {
+        if x.is_finite() {
+            let bin = edges.iter().filter(|e| **e < x).count();
+            lanes[(i & 3) * bins + bin] += 1;
+        }
+    }
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c += (0..4).map(|lane| lanes[lane * bins + i]).sum::<u64>();
+    }
+}
+
 fn count_where(n: usize, broken: impl Fn(usize) -> bool) -> usize {
     (0..n).filter(|&r| broken(r)).count()
 }
@@ -394,11 +413,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
                 .sample
                 .extend(sampled.iter().map(|&r| values[r]).filter(|x| x.is_finite()));
             if let Some(edges) = &ctx.psi_edges[k] {
-                for &x in values.iter().filter(|x| x.is_finite()) {
-                    // at most nine edges: counting them beats a binary search
-                    let bin = edges.iter().filter(|e| **e < x).count();
-                    stats.psi_counts[bin] += 1;
-                }
+                bin_counts(values, edges, &mut stats.psi_counts);
             }
         }
 
@@ -491,5 +506,34 @@ impl FeatureStats {
             s.sample.push(x);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bin_counts_count_the_edges_below_each_finite_value() {
+        let values: Vec<f64> = (0..1003)
+            .map(|i| match i % 97 {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2 => f64::NEG_INFINITY,
+                _ => ((i * 7919) % 211) as f64 / 10.0 - 3.0,
+            })
+            .collect();
+        for edges in [
+            vec![],
+            vec![0.0],
+            vec![-1.0, 0.0, 2.5, 7.0, 12.0],
+            (0..20).map(f64::from).collect(),
+        ] {
+            let mut got = vec![0; edges.len() + 1];
+            super::bin_counts(&values, &edges, &mut got);
+            let mut want = vec![0u64; edges.len() + 1];
+            for &x in values.iter().filter(|x| x.is_finite()) {
+                want[edges.iter().filter(|e| **e < x).count()] += 1;
+            }
+            assert_eq!(got, want, "edges {edges:?}");
+        }
     }
 }

@@ -271,8 +271,11 @@ async fn validate_view(
     let prefix = format!("{}/", loc.path());
     let mut partial = Partial::new(&ctx);
     let mut problem: Option<SchemaProblem> = None;
+    // four row groups in flight per core, decoding and checking: files are many and small
+    // (a day per worker and view), and their reads wait on the store
+    let in_flight = 4 * std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut chunks = std::pin::pin!(
-        plan.chunks(2)
+        plan.chunks(in_flight)
             .map(|chunk| {
                 let ctx = ctx.clone();
                 let prefix = prefix.clone();
@@ -284,7 +287,7 @@ async fn validate_view(
                         .map_err(|e| Error::bug(format!("validator: {e}")))
                 }
             })
-            .buffered(2)
+            .buffered(in_flight)
     );
     while let Some(result) = chunks.try_next().await? {
         match result {

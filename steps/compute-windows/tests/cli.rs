@@ -198,6 +198,11 @@ fn writes_feast_offline_parquet_by_day() {
         s["lookback_complete"], false,
         "the data starts 2025-11-01, the lookback needs 2025-10-11"
     );
+    // where the workers' time went, by stage
+    for stage in ["sort", "windows", "batch", "write"] {
+        let seconds = s["worker_seconds"][stage].as_f64();
+        assert!(seconds.is_some_and(|x| x > 0.0), "worker_seconds.{stage}: {seconds:?}");
+    }
 }
 
 fn read_raw(input: &Path) -> Vec<(i64, i64)> {

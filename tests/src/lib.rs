@@ -77,6 +77,18 @@ pub fn compute_windows(raw: &Path, out: &Path, args: &[&str]) -> String {
     )
 }
 
+/// Runs materialize-redis on `offline` (features.yaml, `[start, end]`) into `redis`; returns stderr.
+pub fn materialize_redis(offline: &Path, redis: &str, start: &str, end: &str) -> String {
+    run_ok(
+        Command::new(bin("materialize-redis"))
+            .arg("--spec")
+            .arg(repo_root().join("features.yaml"))
+            .arg("--input")
+            .arg(offline)
+            .args(["--redis", redis, "--start", start, "--end", end, "--log-level", "warn"]),
+    )
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")

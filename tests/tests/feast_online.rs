@@ -4,7 +4,9 @@
 
 use std::process::Command;
 
-use featurekit_tests::{RedisServer, bin, compute_windows, feast_tool, generate_transactions, repo_root, run_ok};
+use featurekit_tests::{
+    RedisServer, bin, compute_windows, feast_tool, generate_transactions, materialize_redis, repo_root, run_ok,
+};
 
 #[test]
 fn feast_serves_what_materialize_redis_wrote() {
@@ -62,23 +64,7 @@ fn feast_serves_what_materialize_redis_wrote() {
             .arg(&registry)
             .args(["--redis-port", &redis.port.to_string()]),
     );
-    run_ok(
-        Command::new(bin("materialize-redis"))
-            .arg("--spec")
-            .arg(repo_root().join("features.yaml"))
-            .arg("--input")
-            .arg(&offline)
-            .args([
-                "--redis",
-                &redis.url(),
-                "--start",
-                start,
-                "--end",
-                end,
-                "--log-level",
-                "warn",
-            ]),
-    );
+    materialize_redis(&offline, &redis.url(), start, end);
     let said = run_ok(
         Command::new(feast_tool("python"))
             .arg(&script)

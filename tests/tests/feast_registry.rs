@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use featurekit_tests::{RedisServer, bin, compute_windows, feast_tool, generate_transactions, repo_root, run_ok};
+use featurekit_tests::{
+    RedisServer, bin, compute_windows, feast_tool, generate_transactions, materialize_redis, repo_root, run_ok,
+};
 use prost::Message;
 use publish_registry::merge::split;
 use publish_registry::proto::{Entity, registry};
@@ -92,23 +94,7 @@ fn feast_uses_the_registry_publish_registry_wrote() {
     );
     assert!(said.contains("150 entity rows"), "{said}");
 
-    run_ok(
-        Command::new(bin("materialize-redis"))
-            .arg("--spec")
-            .arg(repo_root().join("features.yaml"))
-            .arg("--input")
-            .arg(&offline)
-            .args([
-                "--redis",
-                &redis.url(),
-                "--start",
-                start,
-                "--end",
-                end,
-                "--log-level",
-                "warn",
-            ]),
-    );
+    materialize_redis(&offline, &redis.url(), start, end);
     publish(&registry, &offline, &["--materialized", start, end]);
     check("online", &repo, &["--offline", offline.to_str().unwrap()]);
     check(

@@ -318,9 +318,9 @@ fn bounds(
 
 // ---- one feature over many windows ---------------------------------------------------
 
-/// Each key's previous and next valid position in a key column (`NONE` where there is
-/// none; `NULL` marks a null key), so that a window `[l, r)` holds as many distinct keys as
-/// positions `j` in it with `prev[j] < l`.
+/// Each key's previous and next position in a key column (`NONE` where there is none;
+/// null keys have neither and are never counted), so that a window `[l, r)` holds as many
+/// distinct keys as valid positions `j` in it with `prev[j] < l`.
 #[derive(Debug, Default)]
 struct Occurrences {
     prev: Vec<u32>,
@@ -356,12 +356,6 @@ impl Occurrences {
     }
 }
 
-/// Scratch state reused from partition to partition.
-#[derive(Debug, Default)]
-struct Scratch {
-    deque: VecDeque<u32>,
-}
-
 /// One feature's values over `bounds`, appended to `out`.
 fn feature(
     f: &FeaturePlan,
@@ -369,7 +363,7 @@ fn feature(
     prefixes: &[Prefix],
     occurrences: &[Occurrences],
     bounds: &Bounds,
-    scratch: &mut Scratch,
+    deque: &mut VecDeque<u32>,
     out: &mut Vec<f64>,
 ) {
     out.clear();
@@ -399,7 +393,6 @@ fn feature(
         (Aggregation::Min | Aggregation::Max, Input::Value(c)) => {
             let xs = &part.values[c];
             let max = f.aggregation == Aggregation::Max;
-            let deque = &mut scratch.deque;
             deque.clear();
             let mut sr = 0;
             out.extend(pairs.map(|(l, r)| {
@@ -461,7 +454,8 @@ pub struct Kernel<'a> {
     as_of: Bounds,
     prefixes: Vec<Prefix>,
     occurrences: Vec<Occurrences>,
-    scratch: Scratch,
+    /// The monotonic deque of min and max.
+    deque: VecDeque<u32>,
 }
 
 impl<'a> Kernel<'a> {
@@ -472,7 +466,7 @@ impl<'a> Kernel<'a> {
             as_of: Bounds::default(),
             prefixes: Vec::new(),
             occurrences: Vec::new(),
-            scratch: Scratch::default(),
+            deque: VecDeque::new(),
         }
     }
 
@@ -513,7 +507,7 @@ impl<'a> Kernel<'a> {
                     &self.prefixes,
                     &self.occurrences,
                     bounds,
-                    &mut self.scratch,
+                    &mut self.deque,
                     column,
                 );
             }

@@ -120,7 +120,7 @@ struct Ids<'a> {
 /// Integer keys as i64 (Boolean as 0 and 1), strings interned in `names`; `hash` also
 /// keeps each string's FNV-1a.
 fn ids<'a>(a: &'a ArrayRef, names: &mut Option<Interner>, hash: bool) -> Option<Ids<'a>> {
-    let nulls = a.logical_nulls().is_some().then(|| a.nulls()).flatten();
+    let nulls = a.nulls().filter(|n| n.null_count() > 0);
     let ids: Cow<'a, [i64]> = match a.data_type() {
         DataType::Int64 => Cow::Borrowed(a.as_primitive::<Int64Type>().values()),
         DataType::Int32 => Cow::Owned(
@@ -495,6 +495,42 @@ mod tests {
                 (5, 20, 5.0),
                 (5, 30, 0.0),
                 (9, 1, 3.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn pieces_with_and_without_null_keys_sort_together() {
+        use crate::kernel::{KeyColumn, Partition};
+        let piece = |entity: Vec<i64>, ts: Vec<i64>, keys: Vec<i64>, valid: Option<Vec<bool>>| Partition {
+            entity,
+            ts,
+            values: vec![],
+            keys: vec![KeyColumn { keys, valid }],
+        };
+        let pieces = vec![
+            piece(vec![2, 1], vec![5, 9], vec![20, 10], None),
+            piece(vec![1, 2], vec![3, 1], vec![0, 21], Some(vec![false, true])),
+            piece(vec![1], vec![7], vec![11], None),
+        ];
+        let mut sorted = Partition::default();
+        super::Sorter::default().sort(pieces, &mut sorted);
+        let mut rows: Vec<(i64, i64, Option<i64>)> = (0..sorted.len())
+            .map(|i| {
+                let valid = sorted.keys[0].valid.as_ref().is_none_or(|v| v[i]);
+                (sorted.entity[i], sorted.ts[i], valid.then_some(sorted.keys[0].keys[i]))
+            })
+            .collect();
+        // each entity's rows in time order, keys and their validity travelling with them
+        rows.sort_by_key(|r| r.0);
+        assert_eq!(
+            rows,
+            vec![
+                (1, 3, None),
+                (1, 7, Some(11)),
+                (1, 9, Some(10)),
+                (2, 1, Some(21)),
+                (2, 5, Some(20))
             ]
         );
     }

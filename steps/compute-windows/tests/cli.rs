@@ -503,3 +503,93 @@ fn readme_shows_the_current_help() {
     let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     featurekit::cli::check_readme_help(&readme, &help).unwrap();
 }
+
+#[test]
+fn string_entities_and_keys_give_the_features_of_their_integer_twins() {
+    // the same events twice: integer user and merchant ids, and the same ids as strings; the
+    // string version is split over two files, so each file's strings are numbered on their own
+    let dir = tempfile::tempdir().unwrap();
+    let raw = generated(dir.path(), 6_000);
+    let (batches, _) = scan(&raw);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("merchant_id", DataType::Utf8, false),
+    ]));
+    let named = |b: &RecordBatch, c: usize, prefix: &str| -> Arc<StringArray> {
+        let ids = b.column(c).as_primitive::<Int64Type>();
+        Arc::new(StringArray::from_iter_values(
+            ids.values().iter().map(|i| format!("{prefix}{i}")),
+        ))
+    };
+    let strings: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    named(b, 0, "user-"),
+                    b.column(1).clone(),
+                    b.column(2).clone(),
+                    named(b, 3, "m"),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    let all = arrow::compute::concat_batches(&schema, &strings).unwrap();
+    let half = all.num_rows() / 2;
+    write(
+        &dir.path().join("strings/a.parquet"),
+        &[all.slice(half, all.num_rows() - half)],
+    );
+    write(&dir.path().join("strings/b.parquet"), &[all.slice(0, half)]);
+    let spec_text = std::fs::read_to_string(spec())
+        .unwrap()
+        .replace("value_type: INT64", "value_type: STRING")
+        .replace("user_id: Int64", "user_id: String")
+        .replace("merchant_id: Int64", "merchant_id: String");
+    let string_spec = dir.path().join("features.yaml");
+    std::fs::write(&string_spec, spec_text).unwrap();
+
+    let range = ["--start", "2025-11-05", "--end", "2025-11-15"];
+    ok(&compute(&raw, &dir.path().join("ints"), &range));
+    let run = Command::new(env!("CARGO_BIN_EXE_compute-windows"))
+        .arg("--spec")
+        .arg(&string_spec)
+        .arg("--input")
+        .arg(dir.path().join("strings"))
+        .arg("--output")
+        .arg(dir.path().join("named"))
+        .args(["--created-at", "2026-01-01", "--log-format", "json"])
+        .args(range)
+        .output()
+        .unwrap();
+    ok(&run);
+
+    let ints = read_rows(&dir.path().join("ints/user_transaction_features"));
+    let (batches, _) = scan(&dir.path().join("named/user_transaction_features"));
+    let mut named_rows: Vec<Row> = vec![];
+    for b in &batches {
+        let users = b.column(0).as_string::<i32>();
+        let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
+        for i in 0..b.num_rows() {
+            let features: Vec<String> = (2..8)
+                .map(|c| match b.column(c).data_type() {
+                    DataType::Int64 => b.column(c).as_primitive::<Int64Type>().value(i).to_string(),
+                    _ => format!("{:.9}", b.column(c).as_primitive::<Float64Type>().value(i)),
+                })
+                .collect();
+            let user = users.value(i).strip_prefix("user-").unwrap().parse().unwrap();
+            named_rows.push((user, ts.value(i), features.join(",")));
+        }
+    }
+    named_rows.sort();
+    assert!(ints.len() > 1000, "{} rows", ints.len());
+    assert_eq!(named_rows, ints);
+}

@@ -53,9 +53,13 @@ fn generated(dir: &Path, rows: u64) -> PathBuf {
 }
 
 fn compute(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    compute_with(&spec(), input, output, extra)
+}
+
+fn compute_with(spec: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_compute-windows"))
         .arg("--spec")
-        .arg(spec())
+        .arg(spec)
         .arg("--input")
         .arg(input)
         .arg("--output")
@@ -79,11 +83,20 @@ fn ok(out: &Output) {
 /// One output row: user, timestamp, features as text.
 type Row = (i64, i64, String);
 
+/// Rows of a view's output; a STRING user `user-<n>` reads as `n`.
 fn read_rows(dir: &Path) -> Vec<Row> {
     let (batches, _) = scan(dir);
     let mut rows = vec![];
     for b in &batches {
-        let users = b.column(0).as_primitive::<Int64Type>();
+        let user = |i: usize| -> i64 {
+            match b.column(0).data_type() {
+                DataType::Utf8 => {
+                    let name = b.column(0).as_string::<i32>().value(i);
+                    name.strip_prefix("user-").unwrap().parse().unwrap()
+                }
+                _ => b.column(0).as_primitive::<Int64Type>().value(i),
+            }
+        };
         let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
         for i in 0..b.num_rows() {
             let features: Vec<String> = (2..8)
@@ -92,7 +105,7 @@ fn read_rows(dir: &Path) -> Vec<Row> {
                     _ => format!("{:.9}", b.column(c).as_primitive::<Float64Type>().value(i)),
                 })
                 .collect();
-            rows.push((users.value(i), ts.value(i), features.join(",")));
+            rows.push((user(i), ts.value(i), features.join(",")));
         }
     }
     rows.sort();
@@ -559,37 +572,15 @@ fn string_entities_and_keys_give_the_features_of_their_integer_twins() {
 
     let range = ["--start", "2025-11-05", "--end", "2025-11-15"];
     ok(&compute(&raw, &dir.path().join("ints"), &range));
-    let run = Command::new(env!("CARGO_BIN_EXE_compute-windows"))
-        .arg("--spec")
-        .arg(&string_spec)
-        .arg("--input")
-        .arg(dir.path().join("strings"))
-        .arg("--output")
-        .arg(dir.path().join("named"))
-        .args(["--created-at", "2026-01-01", "--log-format", "json"])
-        .args(range)
-        .output()
-        .unwrap();
-    ok(&run);
+    ok(&compute_with(
+        &string_spec,
+        &dir.path().join("strings"),
+        &dir.path().join("named"),
+        &range,
+    ));
 
     let ints = read_rows(&dir.path().join("ints/user_transaction_features"));
-    let (batches, _) = scan(&dir.path().join("named/user_transaction_features"));
-    let mut named_rows: Vec<Row> = vec![];
-    for b in &batches {
-        let users = b.column(0).as_string::<i32>();
-        let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
-        for i in 0..b.num_rows() {
-            let features: Vec<String> = (2..8)
-                .map(|c| match b.column(c).data_type() {
-                    DataType::Int64 => b.column(c).as_primitive::<Int64Type>().value(i).to_string(),
-                    _ => format!("{:.9}", b.column(c).as_primitive::<Float64Type>().value(i)),
-                })
-                .collect();
-            let user = users.value(i).strip_prefix("user-").unwrap().parse().unwrap();
-            named_rows.push((user, ts.value(i), features.join(",")));
-        }
-    }
-    named_rows.sort();
+    let named_rows = read_rows(&dir.path().join("named/user_transaction_features"));
     assert!(ints.len() > 1000, "{} rows", ints.len());
     assert_eq!(named_rows, ints);
 }

@@ -36,8 +36,8 @@ FEATURES = [
 ]
 OUTPUT_COLUMNS = ["user_id", "event_timestamp"] + [name for name, _ in FEATURES]
 
-# Parquet writing, as featurekit writes it (shared/src/artifact.rs WriteOptions::default()).
-ZSTD_LEVEL = 1
+# Parquet writing, as compute-windows writes it by default (--compression snappy).
+COMPRESSION = "snappy"
 ROW_GROUP_ROWS = 512 * 1024
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

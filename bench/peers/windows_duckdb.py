@@ -79,7 +79,7 @@ def main() -> None:
     # amounts; amounts are kept to 18 decimals (relative error < 1e-12 for |amount| >= 1e-6).
     (rows,) = con.execute(
         f"COPY ({query}) TO {sql_string(a.output)} "
-        f"(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {pc.ZSTD_LEVEL}, "
+        f"(FORMAT parquet, COMPRESSION {pc.COMPRESSION}, "
         f"ROW_GROUP_SIZE {pc.ROW_GROUP_ROWS})"
     ).fetchone()
     con.close()

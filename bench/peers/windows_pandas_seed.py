@@ -78,7 +78,7 @@ def main() -> None:
     out = pd.DataFrame(rows, columns=schema.names)
     table = pa.Table.from_pandas(out, schema=schema, preserve_index=False)
     pq.write_table(
-        table, a.output, compression="zstd", compression_level=pc.ZSTD_LEVEL, row_group_size=pc.ROW_GROUP_ROWS
+        table, a.output, compression=pc.COMPRESSION, row_group_size=pc.ROW_GROUP_ROWS
     )
     pc.report(table.num_rows, t0)
 

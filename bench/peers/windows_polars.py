@@ -186,8 +186,7 @@ def main() -> None:
 
     result.write_parquet(
         a.output,
-        compression="zstd",
-        compression_level=pc.ZSTD_LEVEL,
+        compression=pc.COMPRESSION,
         row_group_size=pc.ROW_GROUP_ROWS,
     )
     pc.report(result.height, t0)

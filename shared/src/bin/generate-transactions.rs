@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use featurekit::artifact::{Location, ParquetSink, WriteOptions};
+use featurekit::artifact::{Codec, Location, ParquetSink, WriteOptions};
 use featurekit::cli::{Common, parse_time};
 use featurekit::step::{Progress, RunSummary, StepArgs};
 use featurekit::synth::{Generator, Params};
@@ -90,6 +90,8 @@ async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     }));
     let options = WriteOptions {
         row_group_rows: args.row_group_rows.max(1),
+        // raw exports are written once and read many times: small beats fast
+        codec: Codec::Zstd,
         ..WriteOptions::default()
     };
     let started = Instant::now();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
+use featurekit::artifact::Codec;
 use featurekit::cli::{Common, parse_time};
 
 /// Compute every window feature of features.yaml from raw events, exactly and point in
@@ -60,6 +61,10 @@ pub struct Args {
     /// The created_timestamp of every row, for Feast's de-duplication of reruns [default: now]
     #[arg(long, env = "FEATUREKIT_CREATED_AT", value_parser = parse_time, value_name = "T")]
     pub created_at: Option<DateTime<Utc>>,
+
+    /// How the output's Parquet pages are compressed
+    #[arg(long, env = "FEATUREKIT_COMPRESSION", value_enum, default_value_t = Codec::Snappy, value_name = "CODEC")]
+    pub compression: Codec,
 
     /// Worker threads [default: one per core]
     #[arg(long, env = "FEATUREKIT_THREADS", value_parser = clap::value_parser!(u16).range(1..))]

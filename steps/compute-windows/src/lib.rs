@@ -345,6 +345,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         // feature values are mostly distinct: dictionaries would cost time and save nothing;
         // a backfill keeps one file open per day and worker, so row groups flush at 4 MiB
         options: WriteOptions {
+            codec: args.compression,
             dictionary: false,
             delta_integers: true,
             row_group_bytes: 4 * 1024 * 1024,

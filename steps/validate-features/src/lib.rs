@@ -239,7 +239,8 @@ async fn validate_view(
     // (a row group that straddles the interval is read whole, and its strays are caught)
     let scan = scan
         .columns(columns)
-        .prune("event_timestamp", range.0, range.1.saturating_add(1));
+        .prune("event_timestamp", range.0, range.1.saturating_add(1))
+        .batch_rows(8192);
     let plan = match scan.plan().await {
         Ok(plan) => plan,
         Err(e) if e.kind() == featurekit::Kind::Data => {

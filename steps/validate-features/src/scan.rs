@@ -255,27 +255,76 @@ fn as_f64(a: &ArrayRef) -> Values<'_> {
     (Cow::Owned(v), valid)
 }
 
-/// Rows of `n` where `broken` holds, counted in one tight loop.
-#[inline]
-/// Adds to `counts[i]` the finite values with `i` edges below them (`edges` ascending,
-/// `counts` one longer).
-fn bin_counts(values: &[f64], edges: &[f64], counts: &mut [u64]) {
-    // a handful of edges: counting them (vectorised) beats a binary search; four rows of
-    // counters, taken in turn, spare each increment waiting on the previous one when
-    // neighbouring values fall in the same bin
-    let mut lanes = vec![0u64; 4 * counts.len()];
-    let bins = counts.len();
-    for (i, &x) in values.iter().enumerate() {
-        if x.is_finite() {
-            let bin = edges.iter().filter(|e| **e < x).count();
-            lanes[(i & 3) * bins + bin] += 1;
+/// What one pass over a column's values finds: finite values, their sum, minimum and
+/// maximum, and the infinities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Summary {
+    finite: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    positive_infinite: u64,
+}
+
+/// One pass over `values`: four lanes of branch-free accumulators, so the compiler keeps
+/// them in vector registers; a non-finite value adds nothing but to its count.
+fn summarize(values: &[f64]) -> Summary {
+    let mut finite = [0u64; 4];
+    let mut sum = [0.0f64; 4];
+    let mut min = [f64::INFINITY; 4];
+    let mut max = [f64::NEG_INFINITY; 4];
+    let mut infinite = [0u64; 4];
+    let chunks = values.chunks_exact(4);
+    let rest = chunks.remainder();
+    let mut add = |lane: usize, x: f64| {
+        let ok = x.is_finite();
+        finite[lane] += ok as u64;
+        infinite[lane] += (x == f64::INFINITY) as u64;
+        sum[lane] += if ok { x } else { 0.0 };
+        min[lane] = if ok && x < min[lane] { x } else { min[lane] };
+        max[lane] = if ok && x > max[lane] { x } else { max[lane] };
+    };
+    for c in chunks {
+        for (lane, &x) in c.iter().enumerate() {
+            add(lane, x);
         }
     }
-    for (i, c) in counts.iter_mut().enumerate() {
-        *c += (0..4).map(|lane| lanes[lane * bins + i]).sum::<u64>();
+    for (lane, &x) in rest.iter().enumerate() {
+        add(lane, x);
+    }
+    Summary {
+        finite: finite.iter().sum(),
+        sum: (sum[0] + sum[1]) + (sum[2] + sum[3]),
+        min: min.iter().copied().fold(f64::INFINITY, f64::min),
+        max: max.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        positive_infinite: infinite.iter().sum(),
     }
 }
 
+/// Adds to `counts[i]` the finite values with `i` edges below them (`edges` ascending,
+/// `counts` one longer); `summary` is the values'.
+fn bin_counts(values: &[f64], edges: &[f64], summary: &Summary, counts: &mut [u64]) {
+    if edges.iter().all(|e| e.is_finite()) && edges.is_sorted() {
+        // a handful of edges: per edge, one vectorised count of the values above it (NaN is
+        // above none, +inf above all); a bin holds those above its lower edge but not above
+        // its upper one
+        let mut above_lower = summary.finite;
+        for (bin, &edge) in edges.iter().enumerate() {
+            let above = values.iter().filter(|&&x| x > edge).count() as u64 - summary.positive_infinite;
+            counts[bin] += above_lower - above;
+            above_lower = above;
+        }
+        counts[edges.len()] += above_lower;
+    } else {
+        // a baseline with unordered or infinite edges: count them value by value
+        for &x in values.iter().filter(|x| x.is_finite()) {
+            counts[edges.iter().filter(|e| **e < x).count()] += 1;
+        }
+    }
+}
+
+/// Rows of `n` where `broken` holds, counted in one tight loop.
+#[inline]
 fn count_where(n: usize, broken: impl Fn(usize) -> bool) -> usize {
     (0..n).filter(|&r| broken(r)).count()
 }
@@ -379,24 +428,14 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
 
         // each feature's statistics
         for (k, ((values, valid), stats)) in cols.iter().zip(p.features.iter_mut()).enumerate() {
-            let (mut count, mut sum, mut min, mut max) = (0u64, 0.0f64, stats.min, stats.max);
-            let mut bad = 0u64;
-            for &x in values.iter() {
-                if x.is_finite() {
-                    count += 1;
-                    sum += x;
-                    min = min.min(x);
-                    max = max.max(x);
-                } else {
-                    bad += 1;
-                }
-            }
+            let summary = summarize(values);
+            let bad = values.len() as u64 - summary.finite;
             let nulls = valid.as_ref().map_or(0, |v| v.iter().filter(|ok| !**ok).count() as u64);
             stats.nulls += nulls;
-            stats.count += count;
-            stats.sum += sum;
-            stats.min = min;
-            stats.max = max;
+            stats.count += summary.finite;
+            stats.sum += summary.sum;
+            stats.min = stats.min.min(summary.min);
+            stats.max = stats.max.max(summary.max);
             if bad > nulls {
                 // NaN or infinity in valid slots
                 for (r, &x) in values.iter().enumerate() {
@@ -413,7 +452,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
                 .sample
                 .extend(sampled.iter().map(|&r| values[r]).filter(|x| x.is_finite()));
             if let Some(edges) = &ctx.psi_edges[k] {
-                bin_counts(values, edges, &mut stats.psi_counts);
+                bin_counts(values, edges, &summary, &mut stats.psi_counts);
             }
         }
 
@@ -525,15 +564,48 @@ mod tests {
             vec![],
             vec![0.0],
             vec![-1.0, 0.0, 2.5, 7.0, 12.0],
+            vec![-1.0, 0.0, 0.0, 2.5, 7.0, 12.0],
             (0..20).map(f64::from).collect(),
+            vec![3.0, f64::INFINITY],
+            vec![5.0, 1.0],
+            vec![f64::NAN, 1.0],
         ] {
             let mut got = vec![0; edges.len() + 1];
-            super::bin_counts(&values, &edges, &mut got);
+            super::bin_counts(&values, &edges, &super::summarize(&values), &mut got);
             let mut want = vec![0u64; edges.len() + 1];
             for &x in values.iter().filter(|x| x.is_finite()) {
                 want[edges.iter().filter(|e| **e < x).count()] += 1;
             }
             assert_eq!(got, want, "edges {edges:?}");
+        }
+    }
+
+    #[test]
+    fn summarize_leaves_out_non_finite_values_in_any_lane() {
+        for n in [0, 1, 3, 4, 5, 17, 1003] {
+            let values: Vec<f64> = (0..n)
+                .map(|i| match i % 13 {
+                    3 => f64::NAN,
+                    5 => f64::INFINITY,
+                    8 => f64::NEG_INFINITY,
+                    _ => (i as f64 * 0.37).sin() * 100.0,
+                })
+                .collect();
+            let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+            let got = super::summarize(&values);
+            assert_eq!(got.finite, finite.len() as u64);
+            assert_eq!(
+                got.positive_infinite,
+                values.iter().filter(|&&x| x == f64::INFINITY).count() as u64
+            );
+            assert_eq!(got.min, finite.iter().copied().fold(f64::INFINITY, f64::min));
+            assert_eq!(got.max, finite.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            let exact: f64 = finite.iter().sum();
+            assert!(
+                (got.sum - exact).abs() <= 1e-9 * exact.abs().max(1.0),
+                "{} vs {exact}",
+                got.sum
+            );
         }
     }
 }

@@ -277,25 +277,29 @@ fn bounds(
     while g0 < n {
         let e = part.entity[g0];
         let g1 = g0 + part.entity[g0..].partition_point(|&x| x == e);
-        lefts.iter_mut().for_each(|l| *l = g0);
-        // events before `start` are lookback only: skip straight to the first emitted one
-        let mut i = g0 + ts[g0..g1].partition_point(|&t| t < range.start);
-        while i < g1 && ts[i] < range.end {
-            let t = ts[i];
-            let mut run_end = i + 1;
-            while run_end < g1 && ts[run_end] == t {
-                run_end += 1;
-            }
-            for (l, w) in lefts.iter_mut().zip(&plan.windows) {
-                while ts[*l] < t - w {
-                    *l += 1;
+        // events before `start` are lookback only: the emitted ones are [i0, i1)
+        let i0 = g0 + ts[g0..g1].partition_point(|&t| t < range.start);
+        let i1 = g0 + ts[g0..g1].partition_point(|&t| t < range.end);
+        if i0 < i1 {
+            // one tight loop per column of bounds, each extending by a known length
+            at.extend(i0 as u32..i1 as u32);
+            let mut run = i0; // the first event at this one's time: ties are excluded
+            events.r.extend((i0..i1).map(|j| {
+                if ts[j] != ts[run] {
+                    run = j;
                 }
+                run as u32
+            }));
+            for (ls, &w) in events.l.iter_mut().zip(&plan.windows) {
+                let mut l = g0;
+                ls.extend((i0..i1).map(|j| {
+                    let from = ts[j] - w;
+                    while ts[l] < from {
+                        l += 1;
+                    }
+                    l as u32
+                }));
             }
-            for j in i..run_end {
-                at.push(j as u32);
-                events.push(&lefts, i);
-            }
-            i = run_end;
         }
         // the as-of row: only for entities with an event in [as_of - longest, as_of), and
         // not when an emitted event row sits at as_of (its values would be the same)

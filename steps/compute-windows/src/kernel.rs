@@ -16,8 +16,6 @@
 //!
 //! As-of rows go through the same loops with their own bounds.
 
-use std::collections::VecDeque;
-
 use ahash::AHashMap;
 use featurekit::spec::Aggregation;
 
@@ -367,7 +365,7 @@ fn feature(
     prefixes: &[Prefix],
     occurrences: &[Occurrences],
     bounds: &Bounds,
-    deque: &mut VecDeque<u32>,
+    deque: &mut Vec<u32>,
     out: &mut Vec<f64>,
 ) {
     out.clear();
@@ -397,7 +395,9 @@ fn feature(
         (Aggregation::Min | Aggregation::Max, Input::Value(c)) => {
             let xs = &part.values[c];
             let max = f.aggregation == Aggregation::Max;
+            // the deque is deque[head..]: pushed and popped at the back, left at the front
             deque.clear();
+            let mut head = 0;
             let mut sr = 0;
             out.extend(pairs.map(|(l, r)| {
                 for j in sr..r {
@@ -405,20 +405,20 @@ fn feature(
                     if x.is_nan() {
                         continue;
                     }
-                    while let Some(&b) = deque.back() {
-                        let y = xs[b as usize];
+                    while deque.len() > head {
+                        let y = xs[deque[deque.len() - 1] as usize];
                         if (max && y > x) || (!max && y < x) {
                             break;
                         }
-                        deque.pop_back();
+                        deque.pop();
                     }
-                    deque.push_back(j as u32);
+                    deque.push(j as u32);
                 }
                 sr = sr.max(r);
-                while deque.front().is_some_and(|&j| (j as usize) < l) {
-                    deque.pop_front();
+                while head < deque.len() && (deque[head] as usize) < l {
+                    head += 1;
                 }
-                deque.front().map_or(f.empty, |&j| xs[j as usize])
+                deque.get(head).map_or(f.empty, |&j| xs[j as usize])
             }));
         }
         (Aggregation::CountDistinct, Input::Key(c)) => {
@@ -459,7 +459,7 @@ pub struct Kernel<'a> {
     prefixes: Vec<Prefix>,
     occurrences: Vec<Occurrences>,
     /// The monotonic deque of min and max.
-    deque: VecDeque<u32>,
+    deque: Vec<u32>,
 }
 
 impl<'a> Kernel<'a> {
@@ -470,7 +470,7 @@ impl<'a> Kernel<'a> {
             as_of: Bounds::default(),
             prefixes: Vec::new(),
             occurrences: Vec::new(),
-            deque: VecDeque::new(),
+            deque: Vec::new(),
         }
     }
 
@@ -753,6 +753,18 @@ mod tests {
             as_of in proptest::option::of(0i64..70),
         ) {
             check(&sorted(rows), Range { start, end: start + len, as_of });
+        }
+
+        #[test]
+        fn entities_with_many_events_match_the_naive_definition(
+            rows in proptest::collection::vec(
+                (0i64..2, 0i64..200, proptest::option::weighted(0.8, -50.0f64..50.0), proptest::option::weighted(0.9, 0i64..12)),
+                40..150,
+            ),
+            start in 0i64..150,
+            len in 1i64..80,
+        ) {
+            check(&sorted(rows), Range { start, end: start + len, as_of: Some(start + len) });
         }
 
         #[test]

@@ -273,15 +273,14 @@ pub async fn settle_aborts(limit: Duration) {
 
 // ---- Parquet writing -----------------------------------------------------------------
 
-/// How the pages of a Parquet file are compressed.
+/// How the pages of a Parquet file are compressed: snappy, the Parquet default of pyarrow (and
+/// so Feast), Spark and DuckDB, fast both ways; zstd (level 1), files about 10% smaller, written
+/// about 1.5x slower; or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Codec {
-    /// Snappy: the Parquet default of pyarrow (and so Feast), Spark and DuckDB; fast both ways.
     #[default]
     Snappy,
-    /// zstd level 1: files about 10% smaller, written about 1.5x slower.
     Zstd,
-    /// No compression.
     None,
 }
 

@@ -208,14 +208,21 @@ impl Split {
             part.keys.iter_mut().for_each(|k| k.keys.reserve(each));
         }
         let mut row = chunk.first_row;
+        let mut kept = vec![Vec::new(); piece.parts.len()];
         for batch in &chunk.batches {
-            self.split_batch(batch, &chunk.file, row, &mut piece)?;
+            self.split_batch(batch, (&chunk.file, row), &mut piece, &mut kept)?;
             row += batch.num_rows() as u64;
         }
         Ok(piece)
     }
 
-    fn split_batch(&self, batch: &RecordBatch, file: &str, first_row: u64, piece: &mut Piece) -> Result<()> {
+    fn split_batch(
+        &self,
+        batch: &RecordBatch,
+        (file, first_row): (&str, u64),
+        piece: &mut Piece,
+        kept: &mut [Vec<u32>],
+    ) -> Result<()> {
         let c = &self.columns;
         let n = batch.num_rows();
         piece.rows_read += n as u64;
@@ -253,8 +260,10 @@ impl Split {
             );
         }
 
+        // first the rows each partition keeps
         let raw = ts.raw.values();
         let partitions = piece.parts.len() as u64;
+        kept.iter_mut().for_each(Vec::clear);
         let (shard, shards) = (self.shard as u64, self.shards as u64);
         for i in 0..n {
             if entities.nulls.is_some_and(|b| b.is_null(i)) || ts_nulls.is_some_and(|b| b.is_null(i)) {
@@ -278,22 +287,40 @@ impl Split {
             if hash % shards != shard {
                 continue;
             }
-            let part = &mut piece.parts[((hash >> 32) % partitions) as usize];
-            part.entity.push(entity);
-            part.ts.push(t);
+            kept[((hash >> 32) % partitions) as usize].push(i as u32);
+            piece.rows_kept += 1;
+        }
+        // then each column of each partition in one gather: a few long sequential writes
+        // rather than a write to every partition's every column per row
+        for (part, rows) in piece.parts.iter_mut().zip(kept.iter()) {
+            if rows.is_empty() {
+                continue;
+            }
+            part.entity.extend(rows.iter().map(|&i| entities.ids[i as usize]));
+            part.ts.extend(rows.iter().map(|&i| ts.convert(raw[i as usize])));
             for (slot, v) in values.iter().enumerate() {
-                part.values[slot].push(v[i]);
+                part.values[slot].extend(rows.iter().map(|&i| v[i as usize]));
             }
             for (slot, k) in keys.iter().enumerate() {
                 let col = &mut part.keys[slot];
-                let valid = k.nulls.is_none_or(|b| b.is_valid(i));
-                col.keys.push(if valid { k.ids[i] } else { 0 });
-                if !valid || col.valid.is_some() {
-                    let len = col.keys.len() - 1;
-                    col.valid.get_or_insert_with(|| vec![true; len]).push(valid);
+                let before = col.keys.len();
+                match k.nulls {
+                    None => {
+                        col.keys.extend(rows.iter().map(|&i| k.ids[i as usize]));
+                        if let Some(valid) = &mut col.valid {
+                            valid.resize(before + rows.len(), true);
+                        }
+                    }
+                    Some(nulls) => {
+                        let valid = |i: u32| nulls.is_valid(i as usize);
+                        col.keys
+                            .extend(rows.iter().map(|&i| if valid(i) { k.ids[i as usize] } else { 0 }));
+                        col.valid
+                            .get_or_insert_with(|| vec![true; before])
+                            .extend(rows.iter().map(|&i| valid(i)));
+                    }
                 }
             }
-            piece.rows_kept += 1;
         }
         Ok(())
     }

@@ -14,7 +14,9 @@ PY = sys.executable
 
 
 def measure(name, cmd, log):
-    """Runs cmd, returns wall seconds, peak RSS (MiB) and CPU use (cores busy on average)."""
+    """Runs cmd, returns wall seconds, peak RSS (MiB) and CPU use (cores busy on average).
+    The previous run's output is flushed to disk first, so no run pays for another's writeback."""
+    os.sync()
     start = time.perf_counter()
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)

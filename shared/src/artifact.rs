@@ -332,6 +332,8 @@ fn part_bytes(store: &dyn ObjectStore) -> usize {
         5 * 1024 * 1024
     }
 }
+/// Footers read at once when planning a scan.
+const FOOTERS_IN_FLIGHT: usize = 16;
 /// Parts in flight at once per file.
 const PARTS_IN_FLIGHT: usize = 4;
 
@@ -545,8 +547,13 @@ impl ParquetScan {
         let mut units = Vec::new();
         let mut files = Vec::new();
         let (mut min, mut max) = (i64::MAX, i64::MIN);
-        for meta in &self.files {
-            let reader_meta = load_metadata(&store, meta).await?;
+        // footers are small reads that mostly wait on the store: many at once, taken in order
+        let footers: Vec<ArrowReaderMetadata> = futures::stream::iter(&self.files)
+            .map(|meta| load_metadata(&store, meta))
+            .buffered(FOOTERS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        for (meta, reader_meta) in self.files.iter().zip(footers) {
             let schema = reader_meta.schema().clone();
             let mask = match &self.columns {
                 Some(columns) => {
@@ -623,10 +630,19 @@ impl ParquetScan {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Unit {
     file: usize,
     row_group: usize,
     first_row: u64,
+}
+
+/// A row group's statistics of one column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnStats {
+    pub nulls: Option<u64>,
+    /// Smallest and largest value.
+    pub range: Option<(i64, i64)>,
 }
 
 /// A scan whose footers are read: what it will read, and the reading.
@@ -651,6 +667,60 @@ impl ScanPlan {
             }
         }
         Ok(max)
+    }
+
+    /// How many row groups the plan reads.
+    pub fn units(&self) -> usize {
+        self.units.len()
+    }
+
+    /// The file that row group `unit` is in, as a path within its store.
+    pub fn file(&self, unit: usize) -> String {
+        self.files[self.units[unit].file].0.location.to_string()
+    }
+
+    /// The Arrow schema of the file that row group `unit` is in, every column.
+    pub fn schema(&self, unit: usize) -> SchemaRef {
+        self.files[self.units[unit].file].1.schema().clone()
+    }
+
+    /// What row group `unit`'s statistics say of `column`: its null count and, for INT64 and
+    /// timestamp columns, its range (microseconds for timestamps); `None` where they are
+    /// missing or the column is not in the file.
+    pub fn column_stats(&self, unit: usize, column: &str) -> ColumnStats {
+        let u = &self.units[unit];
+        let (meta, rm, _) = &self.files[u.file];
+        let schema = rm.parquet_schema();
+        let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == column) else {
+            return ColumnStats::default();
+        };
+        let nulls = rm
+            .metadata()
+            .row_group(u.row_group)
+            .column(idx)
+            .statistics()
+            .and_then(|s| s.null_count_opt());
+        let range = column_range(rm, u.row_group, column, meta).ok().flatten();
+        ColumnStats { nulls, range }
+    }
+
+    /// Decodes row group `unit` alone, with only `columns` (they must be among the plan's).
+    pub async fn read(self: &Arc<Self>, unit: usize, columns: &[&str]) -> Result<Chunk> {
+        let u = &self.units[unit];
+        let (meta, rm, _) = &self.files[u.file];
+        let roots = columns
+            .iter()
+            .map(|c| rm.schema().index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| file_error(meta, Error::data(e.to_string())))?;
+        let mask = ProjectionMask::roots(rm.parquet_schema(), roots);
+        read_unit(
+            self.store.clone(),
+            &(meta.clone(), rm.clone(), mask),
+            *u,
+            self.batch_rows,
+        )
+        .await
     }
 
     /// Decodes row groups on the runtime's threads, `concurrency` at a time, and yields

@@ -272,6 +272,22 @@ fn clean_data_passes_and_each_broken_rule_fails_by_name() {
         assert_eq!(out.status.code(), Some(65), "{name}: {stderr}");
         assert_eq!(status_of(&report, rule), "fail", "{name}: {report:#}");
         assert!(stderr.contains(rule), "{name}: the error names the rule: {stderr}");
+        // every example names its row's entity and time, also where the row group was first
+        // read without them (its statistics proved them clean) and read again
+        let failed = report["views"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"] == rule)
+            .unwrap();
+        for example in failed["examples"].as_array().into_iter().flatten() {
+            for field in ["entity", "event_timestamp"] {
+                assert!(
+                    example[field].as_str().is_some_and(|v| !v.is_empty()),
+                    "{name}: {field} of {example}"
+                );
+            }
+        }
         assert!(
             !dir.join("broken-profile.json").exists(),
             "{name}: a broken run is no baseline"

@@ -2,7 +2,7 @@
 //! of the profile, per chunk (a row group) on its own thread, merged in file order.
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, Schema};
 use featurekit::artifact::Micros;
 use featurekit::spec::Dtype;
 
@@ -151,6 +151,16 @@ impl Partial {
     }
 }
 
+/// What a chunk holds of the entity, event_timestamp and created_timestamp columns.
+#[derive(Debug, Clone, Copy)]
+pub enum Keys {
+    /// They were read: check them.
+    Read,
+    /// Not read: the row group's statistics prove them clean (no nulls, every time in the
+    /// interval, every row this run's), and `newest` is its largest event_timestamp.
+    Proven { newest: i64 },
+}
+
 /// A column whose type breaks the schema rule.
 #[derive(Debug, Clone)]
 pub struct SchemaProblem(pub String);
@@ -168,12 +178,12 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Checks the columns of a batch against the schema the spec implies.
-pub fn check_schema(batch: &RecordBatch, ctx: &Ctx, file: &str) -> Result<(), SchemaProblem> {
+/// Checks a file's (or a batch's) columns against the schema the spec implies.
+pub fn check_schema(schema: &Schema, ctx: &Ctx, file: &str) -> Result<(), SchemaProblem> {
     let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| SchemaProblem(format!("{file}: missing column `{name}`")))
+        schema
+            .field_with_name(name)
+            .map_err(|_| SchemaProblem(format!("{file}: missing column `{name}`")))
     };
     let e = col(&ctx.entity)?;
     if !matches!(
@@ -330,27 +340,45 @@ fn count_where(n: usize, broken: impl Fn(usize) -> bool) -> usize {
 }
 
 /// The pass over one chunk's batches, column by column.
-pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -> Result<Partial, SchemaProblem> {
+/// With [`Keys::Proven`], `Ok(None)` when a feature breaks a rule: the chunk must be read
+/// again with its keys and times, to name the offending rows.
+pub fn analyze(
+    batches: &[RecordBatch],
+    file: &str,
+    first_row: u64,
+    ctx: &Ctx,
+    keys: Keys,
+) -> Result<Option<Partial>, SchemaProblem> {
     let mut p = Partial::new(ctx);
+    let read = matches!(keys, Keys::Read);
     let seed = file.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
     let mut row0 = first_row;
     for batch in batches {
-        check_schema(batch, ctx, file)?;
         let total = batch.num_rows();
-        let (batch, rows_of) = this_run(batch, ctx, &mut p.earlier);
+        let (batch, rows_of) = if read {
+            check_schema(&batch.schema(), ctx, file)?;
+            this_run(batch, ctx, &mut p.earlier)
+        } else {
+            (batch.clone(), None)
+        };
         let batch = &batch;
         let n = batch.num_rows();
-        let entity = batch.column_by_name(&ctx.entity).expect("checked");
-        let times = Micros::of(batch.column_by_name(&ctx.timestamp).expect("checked")).expect("checked");
-        let ts = &times.raw;
+        // both present when read (the schema is checked), both absent when proven
+        let entity = batch.column_by_name(&ctx.entity);
+        let times = batch
+            .column_by_name(&ctx.timestamp)
+            .map(|t| Micros::of(t).expect("checked"));
         let cols: Vec<Values> = ctx
             .features
             .iter()
             .map(|(name, _)| as_f64(batch.column_by_name(name).expect("checked")))
             .collect();
         let entity_text = |r: usize| -> String {
+            let Some(entity) = entity else {
+                return String::new();
+            };
             if entity.is_null(r) {
                 return "null".into();
             }
@@ -366,10 +394,10 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
             file: file.to_string(),
             row: row0 + rows_of.as_ref().map_or(r, |rows| rows[r]) as u64,
             entity: entity_text(r),
-            event_timestamp: if ts.is_valid(r) {
-                rfc3339(times.convert(ts.value(r)))
-            } else {
-                "null".into()
+            event_timestamp: match &times {
+                Some(t) if t.raw.is_valid(r) => rfc3339(t.convert(t.raw.value(r))),
+                Some(_) => "null".into(),
+                None => String::new(),
             },
             values,
         };
@@ -383,39 +411,49 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         p.rows += n as u64;
 
         // keys and times
-        if entity.null_count() > 0 {
-            for r in (0..n).filter(|&r| entity.is_null(r)) {
-                note(&mut p.null_entity, r, vec![]);
-            }
-        }
-        if ts.null_count() > 0 {
-            for r in (0..n).filter(|&r| ts.is_null(r)) {
-                note(&mut p.null_timestamp, r, vec![]);
-            }
-        }
-        let (lo, hi) = ctx.range;
-        let mut newest = i64::MIN;
-        let mut outside = 0u64;
-        for (r, &raw) in ts.values().iter().enumerate() {
-            let t = times.convert(raw);
-            let valid = ts.null_count() == 0 || ts.is_valid(r);
-            let out = valid && (t < lo || t > hi);
-            outside += out as u64;
-            if valid && t > newest {
-                newest = t;
-            }
-        }
-        if outside > 0 {
-            for (r, &raw) in ts.values().iter().enumerate() {
-                let t = times.convert(raw);
-                if ts.is_valid(r) && (t < lo || t > hi) {
-                    note(&mut p.out_of_range, r, vec![]);
+        match (entity, &times, keys) {
+            (Some(entity), Some(times), _) => {
+                let ts = &times.raw;
+                if entity.null_count() > 0 {
+                    for r in (0..n).filter(|&r| entity.is_null(r)) {
+                        note(&mut p.null_entity, r, vec![]);
+                    }
+                }
+                if ts.null_count() > 0 {
+                    for r in (0..n).filter(|&r| ts.is_null(r)) {
+                        note(&mut p.null_timestamp, r, vec![]);
+                    }
+                }
+                let (lo, hi) = ctx.range;
+                let mut newest = i64::MIN;
+                let mut outside = 0u64;
+                for (r, &raw) in ts.values().iter().enumerate() {
+                    let t = times.convert(raw);
+                    let valid = ts.null_count() == 0 || ts.is_valid(r);
+                    let out = valid && (t < lo || t > hi);
+                    outside += out as u64;
+                    if valid && t > newest {
+                        newest = t;
+                    }
+                }
+                if outside > 0 {
+                    for (r, &raw) in ts.values().iter().enumerate() {
+                        let t = times.convert(raw);
+                        if ts.is_valid(r) && (t < lo || t > hi) {
+                            note(&mut p.out_of_range, r, vec![]);
+                        }
+                    }
+                }
+                p.in_range += (n as u64 - ts.null_count() as u64) - outside;
+                if newest > i64::MIN {
+                    p.newest = p.newest.max(Some(newest));
                 }
             }
-        }
-        p.in_range += (n as u64 - ts.null_count() as u64) - outside;
-        if newest > i64::MIN {
-            p.newest = p.newest.max(Some(newest));
+            (_, _, Keys::Proven { newest }) => {
+                p.in_range += n as u64;
+                p.newest = p.newest.max(Some(newest));
+            }
+            _ => unreachable!("read chunks have their keys and times: the schema is checked"),
         }
         // the sample: the same rows for every feature
         let sampled: Vec<usize> = if ctx.sample_threshold == u64::MAX {
@@ -437,6 +475,9 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
             stats.min = stats.min.min(summary.min);
             stats.max = stats.max.max(summary.max);
             if bad > nulls {
+                if !read {
+                    return Ok(None);
+                }
                 // NaN or infinity in valid slots
                 for (r, &x) in values.iter().enumerate() {
                     if !x.is_finite() && valid.as_ref().is_none_or(|v| v[r]) {
@@ -486,6 +527,9 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
                 RowRule::Within { .. } => count_where(n, broken),
             };
             if count > 0 {
+                if !read {
+                    return Ok(None);
+                }
                 for r in (0..n)
                     .filter(|&r| broken(r))
                     .take(EXAMPLES.saturating_sub(viol.examples.len()))
@@ -501,7 +545,7 @@ pub fn analyze(batches: &[RecordBatch], file: &str, first_row: u64, ctx: &Ctx) -
         }
         row0 += total as u64;
     }
-    Ok(p)
+    Ok(Some(p))
 }
 
 /// The rows of `batch` this run wrote (all of them when every row is), with their row numbers

@@ -68,7 +68,7 @@ fn r(x: f64) -> f64 {
 
 impl FeatureProfile {
     pub fn from_stats(stats: &mut FeatureStats, rows: u64) -> FeatureProfile {
-        stats.sample.sort_by(f64::total_cmp);
+        stats.sample.sort_unstable_by(f64::total_cmp);
         let s = &stats.sample;
         let percentiles: Vec<f64> = if s.is_empty() {
             vec![]

@@ -704,7 +704,8 @@ impl ScanPlan {
         ColumnStats { nulls, range }
     }
 
-    /// Decodes row group `unit` alone, with only `columns` (they must be among the plan's).
+    /// Decodes row group `unit` alone, with only `columns` (they must be among the plan's), on
+    /// a task of its own: reads of several row groups at once decode on every thread.
     pub async fn read(self: &Arc<Self>, unit: usize, columns: &[&str]) -> Result<Chunk> {
         let u = &self.units[unit];
         let (meta, rm, _) = &self.files[u.file];
@@ -714,13 +715,15 @@ impl ScanPlan {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| file_error(meta, Error::data(e.to_string())))?;
         let mask = ProjectionMask::roots(rm.parquet_schema(), roots);
-        read_unit(
+        let (store, file, unit, rows) = (
             self.store.clone(),
-            &(meta.clone(), rm.clone(), mask),
+            (meta.clone(), rm.clone(), mask),
             *u,
             self.batch_rows,
-        )
-        .await
+        );
+        tokio::spawn(async move { read_unit(store, &file, unit, rows).await })
+            .await
+            .map_err(|e| Error::bug(format!("reader task: {e}")))?
     }
 
     /// Decodes row groups on the runtime's threads, `concurrency` at a time, and yields

@@ -275,7 +275,7 @@ pub async fn settle_aborts(limit: Duration) {
 
 /// How the pages of a Parquet file are compressed: snappy, the Parquet default of pyarrow (and
 /// so Feast), Spark and DuckDB, fast both ways; zstd (level 1), files about 10% smaller, written
-/// about 1.5x slower; or none.
+/// about 1.6x slower; or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Codec {
     #[default]
@@ -706,7 +706,7 @@ impl ScanPlan {
 
     /// Decodes row group `unit` alone, with only `columns` (they must be among the plan's), on
     /// a task of its own: reads of several row groups at once decode on every thread.
-    pub async fn read(self: &Arc<Self>, unit: usize, columns: &[&str]) -> Result<Chunk> {
+    pub async fn read(&self, unit: usize, columns: &[&str]) -> Result<Chunk> {
         let u = &self.units[unit];
         let (meta, rm, _) = &self.files[u.file];
         let roots = columns

@@ -388,6 +388,19 @@ impl Loader {
     }
 }
 
+/// A counting sort's offsets: `starts[b]` is where bucket `b` of `buckets` begins when `keys`
+/// (each below `buckets`) are put in bucket order, and `starts[buckets]` is their number.
+pub fn bucket_starts(keys: &[u32], buckets: usize, starts: &mut Vec<u32>) {
+    starts.clear();
+    starts.resize(buckets + 1, 0);
+    for &b in keys {
+        starts[b as usize + 1] += 1;
+    }
+    for b in 0..buckets {
+        starts[b + 1] += starts[b];
+    }
+}
+
 /// Groups partitions by entity, each entity's events sorted by time: what the kernel
 /// needs (entities need not come in key order). A counting sort by a hash of the entity
 /// into about n/4 buckets, then a comparison sort of each small bucket: much less work
@@ -443,14 +456,7 @@ impl Sorter {
         };
         self.bucket.clear();
         self.bucket.extend(whole.entity.iter().map(|&e| mix(e) as u32));
-        self.starts.clear();
-        self.starts.resize(buckets + 1, 0);
-        for &b in &self.bucket {
-            self.starts[b as usize + 1] += 1;
-        }
-        for b in 0..buckets {
-            self.starts[b + 1] += self.starts[b];
-        }
+        bucket_starts(&self.bucket, buckets, &mut self.starts);
         // a row's time since the partition's first and its position, packed into one u64
         // when they fit (a span of 2^44 us is 200 days, with a million rows): one integer
         // compare per step, eight bytes per row moved

@@ -103,7 +103,7 @@ pub fn parse_name(name: &str) -> Option<(String, u32, u32)> {
 #[derive(Debug, Default)]
 pub struct Batcher {
     day: Vec<u32>,
-    starts: Vec<usize>,
+    starts: Vec<u32>,
     order: Vec<u32>,
 }
 
@@ -133,19 +133,12 @@ impl Batcher {
                 .iter()
                 .map(|&at| (part.ts[at as usize].div_euclid(DAY) - first_day) as u32),
         );
-        self.starts.clear();
-        self.starts.resize(days + 1, 0);
-        for &d in &self.day {
-            self.starts[d as usize + 1] += 1;
-        }
-        for d in 0..days {
-            self.starts[d + 1] += self.starts[d];
-        }
+        crate::load::bucket_starts(&self.day, days, &mut self.starts);
         self.order.clear();
         self.order.resize(rows.len(), 0);
         let mut next = self.starts.clone();
         for (i, &d) in self.day.iter().enumerate() {
-            self.order[next[d as usize]] = i as u32;
+            self.order[next[d as usize] as usize] = i as u32;
             next[d as usize] += 1;
         }
         // a batch per day, not one sliced: small arrays reuse the allocator's free memory,
@@ -153,7 +146,7 @@ impl Batcher {
         (0..days)
             .filter(|&d| self.starts[d + 1] > self.starts[d])
             .map(|d| {
-                let order = &self.order[self.starts[d]..self.starts[d + 1]];
+                let order = &self.order[self.starts[d] as usize..self.starts[d + 1] as usize];
                 let ts = TimestampMicrosecondArray::from_iter_values(
                     order.iter().map(|&i| part.ts[rows.at[i as usize] as usize]),
                 );

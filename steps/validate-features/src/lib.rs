@@ -298,7 +298,7 @@ async fn validate_view(
     // those columns; if its features then break a rule, it is read again whole, for the
     // offending rows' entity and time
     let plan = Arc::new(plan);
-    let all: Vec<String> = columns.clone();
+    let all = columns;
     let mut chunks = std::pin::pin!(
         futures::stream::iter(0..plan.units())
             .map(|unit| {

@@ -327,6 +327,9 @@ fn bounds(
 struct Occurrences {
     prev: Vec<u32>,
     next: Vec<u32>,
+    /// Each key's last position so far: a table indexed by `key - min` when the keys span a
+    /// range no wider than a few times the rows (interned strings always do), else a map.
+    table: Vec<u32>,
     last: AHashMap<i64, u32>,
 }
 
@@ -339,14 +342,35 @@ impl Occurrences {
         self.prev.resize(n, NONE);
         self.next.clear();
         self.next.resize(n, NONE);
-        self.last.clear();
-        for (j, &key) in col.keys.iter().enumerate() {
-            if col.valid.as_ref().is_some_and(|v| !v[j]) {
-                continue;
-            }
-            if let Some(p) = self.last.insert(key, j as u32) {
+        let valid = |j: usize| col.valid.as_ref().is_none_or(|v| v[j]);
+        let (lo, hi) = col
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| valid(j))
+            .fold((i64::MAX, i64::MIN), |(lo, hi), (_, &k)| (lo.min(k), hi.max(k)));
+        let span = (hi as i128 - lo as i128 + 1).max(0) as u128;
+        let mut link = |j: usize, p: u32| {
+            if p != NONE {
                 self.prev[j] = p;
                 self.next[p as usize] = j as u32;
+            }
+        };
+        if span <= 2 * n as u128 + 65_536 {
+            self.table.clear();
+            self.table.resize(span as usize, NONE);
+            for (j, &key) in col.keys.iter().enumerate() {
+                if valid(j) {
+                    let p = std::mem::replace(&mut self.table[(key - lo) as usize], j as u32);
+                    link(j, p);
+                }
+            }
+        } else {
+            self.last.clear();
+            for (j, &key) in col.keys.iter().enumerate() {
+                if valid(j) {
+                    link(j, self.last.insert(key, j as u32).unwrap_or(NONE));
+                }
             }
         }
     }
@@ -763,7 +787,11 @@ mod tests {
             ),
             start in 0i64..150,
             len in 1i64..80,
+            sparse in proptest::bool::ANY,
         ) {
+            // sparse keys (an odd multiplier keeps them distinct) take the map, not the table
+            let spread = |k: i64| if sparse { k.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as i64) } else { k };
+            let rows = rows.into_iter().map(|(e, t, v, k)| (e, t, v, k.map(spread))).collect();
             check(&sorted(rows), Range { start, end: start + len, as_of: Some(start + len) });
         }
 

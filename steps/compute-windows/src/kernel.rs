@@ -141,7 +141,16 @@ impl Rows {
     }
 }
 
-/// What the kernel produces for one partition and view.
+/// The two sets of rows the kernel computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowSet {
+    /// One row per event with `start <= t < end`, in partition order.
+    Events,
+    /// One row per entity active before `as_of`, stamped `as_of`.
+    AsOf,
+}
+
+/// What [`Kernel::run`] produces for one partition and view.
 #[derive(Debug, Default)]
 pub struct Computed {
     /// One row per event with `start <= t < end`, in partition order.
@@ -237,18 +246,23 @@ fn two_prod(a: f64, b: f64) -> (f64, f64) {
 /// `r` and each `l[k]` never decrease.
 #[derive(Debug, Default)]
 struct Bounds {
+    /// Position of each row in the partition: the event's, or for an as-of row the
+    /// entity's first.
+    at: Vec<u32>,
     r: Vec<u32>,
     l: Vec<Vec<u32>>,
 }
 
 impl Bounds {
     fn reset(&mut self, windows: usize) {
+        self.at.clear();
         self.r.clear();
         self.l.resize_with(windows, Vec::new);
         self.l.iter_mut().for_each(Vec::clear);
     }
 
-    fn push(&mut self, lefts: &[usize], r: usize) {
+    fn push(&mut self, at: usize, lefts: &[usize], r: usize) {
+        self.at.push(at as u32);
         self.r.push(r as u32);
         for (l, &x) in self.l.iter_mut().zip(lefts) {
             l.push(x as u32);
@@ -257,19 +271,11 @@ impl Bounds {
 }
 
 /// Finds the rows to emit and their bounds, entity by entity.
-fn bounds(
-    plan: &Plan,
-    part: &Partition,
-    range: Range,
-    (events, at): (&mut Bounds, &mut Vec<u32>),
-    (as_of_bounds, as_of_at): (&mut Bounds, &mut Vec<u32>),
-) {
+fn bounds(plan: &Plan, part: &Partition, range: Range, events: &mut Bounds, as_of_bounds: &mut Bounds) {
     let (ts, n) = (&part.ts, part.len());
     let windows = plan.windows.len();
     events.reset(windows);
     as_of_bounds.reset(windows);
-    at.clear();
-    as_of_at.clear();
     let mut lefts = vec![0usize; windows];
     let mut g0 = 0;
     while g0 < n {
@@ -280,7 +286,7 @@ fn bounds(
         let i1 = g0 + ts[g0..g1].partition_point(|&t| t < range.end);
         if i0 < i1 {
             // one tight loop per column of bounds, each extending by a known length
-            at.extend(i0 as u32..i1 as u32);
+            events.at.extend(i0 as u32..i1 as u32);
             let mut run = i0; // the first event at this one's time: ties are excluded
             events.r.extend((i0..i1).map(|j| {
                 if ts[j] != ts[run] {
@@ -310,8 +316,7 @@ fn bounds(
                 for (l, w) in lefts.iter_mut().zip(&plan.windows) {
                     *l = g0 + group[..r].partition_point(|&t| t < as_of - w);
                 }
-                as_of_at.push(g0 as u32);
-                as_of_bounds.push(&lefts, g0 + r);
+                as_of_bounds.push(g0, &lefts, g0 + r);
             }
         }
         g0 = g1;
@@ -382,7 +387,7 @@ impl Occurrences {
     }
 }
 
-/// One feature's values over `bounds`, appended to `out`.
+/// One feature's value for each row of `bounds`, in order, as `emit(row, value)`.
 fn feature(
     f: &FeaturePlan,
     part: &Partition,
@@ -390,31 +395,38 @@ fn feature(
     occurrences: &[Occurrences],
     bounds: &Bounds,
     deque: &mut Vec<u32>,
-    out: &mut Vec<f64>,
+    mut emit: impl FnMut(usize, f64),
 ) {
-    out.clear();
     let ls = &bounds.l[f.window];
     let rs = &bounds.r;
-    let pairs = ls.iter().zip(rs).map(|(&l, &r)| (l as usize, r as usize));
+    let pairs = ls.iter().zip(rs).map(|(&l, &r)| (l as usize, r as usize)).enumerate();
     match (f.aggregation, f.input) {
-        (Aggregation::Count, _) => out.extend(pairs.map(|(l, r)| if r > l { (r - l) as f64 } else { f.empty })),
+        (Aggregation::Count, _) => pairs.for_each(|(i, (l, r))| emit(i, if r > l { (r - l) as f64 } else { f.empty })),
         (Aggregation::Sum, Input::Value(c)) => {
             let p = &prefixes[c];
-            out.extend(pairs.map(|(l, r)| {
-                if p.count[r] == p.count[l] {
-                    f.empty
-                } else {
-                    let (hi, lo) = p.range_dd(l, r);
-                    hi + lo
-                }
-            }));
+            pairs.for_each(|(i, (l, r))| {
+                emit(
+                    i,
+                    if p.count[r] == p.count[l] {
+                        f.empty
+                    } else {
+                        let (hi, lo) = p.range_dd(l, r);
+                        hi + lo
+                    },
+                )
+            });
         }
         (Aggregation::Mean, Input::Value(c)) => {
             let p = &prefixes[c];
-            out.extend(pairs.map(|(l, r)| match p.count[r] - p.count[l] {
-                0 => f.empty,
-                n => p.mean(l, r, n),
-            }));
+            pairs.for_each(|(i, (l, r))| {
+                emit(
+                    i,
+                    match p.count[r] - p.count[l] {
+                        0 => f.empty,
+                        n => p.mean(l, r, n),
+                    },
+                )
+            });
         }
         (Aggregation::Min | Aggregation::Max, Input::Value(c)) => {
             let xs = &part.values[c];
@@ -423,7 +435,7 @@ fn feature(
             deque.clear();
             let mut head = 0;
             let mut sr = 0;
-            out.extend(pairs.map(|(l, r)| {
+            pairs.for_each(|(i, (l, r))| {
                 for j in sr..r {
                     let x = xs[j];
                     if x.is_nan() {
@@ -442,8 +454,8 @@ fn feature(
                 while head < deque.len() && (deque[head] as usize) < l {
                     head += 1;
                 }
-                deque.get(head).map_or(f.empty, |&j| xs[j as usize])
-            }));
+                emit(i, deque.get(head).map_or(f.empty, |&j| xs[j as usize]))
+            });
         }
         (Aggregation::CountDistinct, Input::Key(c)) => {
             let col = &part.keys[c];
@@ -451,7 +463,7 @@ fn feature(
             let valid = |j: usize| col.valid.as_ref().is_none_or(|v| v[j]);
             // distinct = #{j in [sl, sr) : prev[j] < sl}
             let (mut sl, mut sr, mut distinct) = (0usize, 0usize, 0i64);
-            out.extend(pairs.map(|(l, r)| {
+            pairs.for_each(|(i, (l, r))| {
                 for j in sr..r {
                     distinct += occ.first_since(j, sl, col) as i64;
                 }
@@ -465,8 +477,8 @@ fn feature(
                     }
                 }
                 sl = sl.max(l);
-                if distinct == 0 { f.empty } else { distinct as f64 }
-            }));
+                emit(i, if distinct == 0 { f.empty } else { distinct as f64 })
+            });
         }
         _ => unreachable!("plan pairs every aggregation with its input"),
     }
@@ -474,7 +486,8 @@ fn feature(
 
 // ---- the kernel ----------------------------------------------------------------------
 
-/// Runs a view's plan over sorted partitions, one after the other, reusing its memory.
+/// Runs a view's plan over sorted partitions, one after the other, reusing its memory:
+/// [`Kernel::prepare`] a partition, then take each [`Kernel::feature`] of its rows.
 #[derive(Debug)]
 pub struct Kernel<'a> {
     plan: &'a Plan,
@@ -498,17 +511,11 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    /// Computes every emitted row of the partition into `out`.
-    pub fn run(&mut self, part: &Partition, range: Range, out: &mut Computed) {
+    /// Finds the partition's rows and their windows, and its inputs' prefix sums and key
+    /// occurrences (each computed once, however many features read it).
+    pub fn prepare(&mut self, part: &Partition, range: Range) {
         let plan = self.plan;
-        bounds(
-            plan,
-            part,
-            range,
-            (&mut self.events, &mut out.events.at),
-            (&mut self.as_of, &mut out.as_of.at),
-        );
-        // the inputs' prefix sums and key occurrences, each computed once per partition
+        bounds(plan, part, range, &mut self.events, &mut self.as_of);
         self.prefixes.resize_with(part.values.len(), Prefix::default);
         self.occurrences.resize_with(part.keys.len(), Occurrences::default);
         let mut prefixed = vec![false; part.values.len()];
@@ -526,18 +533,45 @@ impl<'a> Kernel<'a> {
                 _ => {}
             }
         }
-        for (rows, bounds) in [(&mut out.events, &self.events), (&mut out.as_of, &self.as_of)] {
-            rows.features.resize_with(plan.features.len(), Vec::new);
-            for (f, column) in plan.features.iter().zip(&mut rows.features) {
-                feature(
-                    f,
-                    part,
-                    &self.prefixes,
-                    &self.occurrences,
-                    bounds,
-                    &mut self.deque,
-                    column,
-                );
+    }
+
+    /// The prepared rows of `set`: each one's position in the partition (the event's, or for
+    /// an as-of row the entity's first).
+    pub fn rows(&self, set: RowSet) -> &[u32] {
+        match set {
+            RowSet::Events => &self.events.at,
+            RowSet::AsOf => &self.as_of.at,
+        }
+    }
+
+    /// Feature `k` of each prepared row of `set`, in order, as `emit(row, value)`.
+    pub fn feature(&mut self, part: &Partition, k: usize, set: RowSet, emit: impl FnMut(usize, f64)) {
+        let bounds = match set {
+            RowSet::Events => &self.events,
+            RowSet::AsOf => &self.as_of,
+        };
+        feature(
+            &self.plan.features[k],
+            part,
+            &self.prefixes,
+            &self.occurrences,
+            bounds,
+            &mut self.deque,
+            emit,
+        );
+    }
+
+    /// Every row of the partition with every feature, as columns in row order.
+    pub fn run(&mut self, part: &Partition, range: Range, out: &mut Computed) {
+        self.prepare(part, range);
+        for (rows, set) in [(&mut out.events, RowSet::Events), (&mut out.as_of, RowSet::AsOf)] {
+            rows.at.clear();
+            rows.at.extend_from_slice(self.rows(set));
+            rows.features.resize_with(self.plan.features.len(), Vec::new);
+            for (k, column) in rows.features.iter_mut().enumerate() {
+                column.clear();
+                column.resize(rows.at.len(), 0.0);
+                self.feature(part, k, set, |i, v| column[i] = v);
             }
         }
     }

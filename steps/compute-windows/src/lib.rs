@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use featurekit::artifact::{Location, ParquetScan, ParquetSink, WriteOptions};
 use featurekit::spec::{Aggregation, Spec};
@@ -28,9 +27,9 @@ use futures::StreamExt;
 pub use cli::Args;
 pub use load::fnv1a;
 
-use kernel::{Computed, FeaturePlan, Input, Kernel, Partition, Plan, Range};
+use kernel::{FeaturePlan, Input, Kernel, Partition, Plan, Range, RowSet};
 use load::{Columns, Loader, Sorter, Split};
-use output::{Batcher, DAY, FileKey, Naming, Stamp};
+use output::{Batcher, DAY, FileKey, Files, Naming, Stamp};
 
 /// Plans every view's features over shared input columns.
 fn plans(spec: &Spec) -> (Columns, Vec<Plan>) {
@@ -144,9 +143,11 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
     let mut sorter = Sorter::default();
     let mut part = Partition::default();
     let mut kernels: Vec<Kernel> = job.plans.iter().map(Kernel::new).collect();
-    let mut computed = Computed::default();
-    let mut batcher = Batcher::default();
-    let names = job.names.as_deref().map(Vec::as_slice);
+    let mut batchers: Vec<Batcher> = job.schemas.iter().map(Batcher::new).collect();
+    let stamp = Stamp {
+        names: job.names.as_deref().map(Vec::as_slice),
+        created: job.created,
+    };
     loop {
         // (taken in a statement of its own: a guard in the `while let` would live, and lock
         // the queue, for the whole iteration)
@@ -161,41 +162,55 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
         let clock = Instant::now();
         sorter.sort(pieces, &mut part);
         stages.sort += clock.elapsed();
-        for (v, kernel) in kernels.iter_mut().enumerate() {
+        for (v, (kernel, batcher)) in kernels.iter_mut().zip(&mut batchers).enumerate() {
             let clock = Instant::now();
-            kernel.run(&part, job.range, &mut computed);
-            let computed_at = Instant::now();
-            stages.windows += computed_at - clock;
-            let stamp = Stamp {
-                schema: &job.schemas[v],
-                names,
-                created: job.created,
-            };
-            let mut batches: Vec<(FileKey, RecordBatch)> = batcher
-                .events(&part, &computed.events, job.first_day, job.days, &stamp)
-                .into_iter()
-                .map(|(day, b)| (FileKey::Day(day), b))
-                .collect();
-            if !computed.as_of.is_empty() {
-                let as_of = job.range.as_of.expect("as-of rows only with an as-of time");
-                batches.push((
-                    FileKey::AsOf(job.as_of_day),
-                    batcher.as_of(&part, &computed.as_of, as_of, &stamp),
-                ));
+            kernel.prepare(&part, job.range);
+            stages.windows += clock.elapsed();
+            let sets = [
+                (
+                    RowSet::Events,
+                    Files::Days {
+                        first_day: job.first_day,
+                        days: job.days,
+                    },
+                ),
+                (
+                    RowSet::AsOf,
+                    Files::AsOf {
+                        as_of: job.range.as_of.unwrap_or(0),
+                        day: job.as_of_day,
+                    },
+                ),
+            ];
+            for (set, files) in sets {
+                if kernel.rows(set).is_empty() {
+                    continue;
+                }
+                let clock = Instant::now();
+                batcher.place(&part, kernel.rows(set), files);
+                let placed = Instant::now();
+                batcher.fill(kernel, &part, set);
+                let filled = Instant::now();
+                let batches = batcher.batches(&stamp);
+                let batched = Instant::now();
+                stages.batch += (placed - clock) + (batched - filled);
+                stages.windows += filled - placed;
+                for (key, batch) in batches {
+                    let sink = match sinks.entry((v, key)) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let target = job.view_dirs[v].join(&job.naming.file(key, worker));
+                            e.insert(handle.block_on(ParquetSink::create(
+                                &target,
+                                job.schemas[v].clone(),
+                                &job.options,
+                            ))?)
+                        }
+                    };
+                    handle.block_on(sink.write(&batch))?;
+                }
+                stages.write += batched.elapsed();
             }
-            let batched = Instant::now();
-            stages.batch += batched - computed_at;
-            for (key, batch) in batches {
-                let sink = match sinks.entry((v, key)) {
-                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        let target = job.view_dirs[v].join(&job.naming.file(key, worker));
-                        e.insert(handle.block_on(ParquetSink::create(&target, job.schemas[v].clone(), &job.options))?)
-                    }
-                };
-                handle.block_on(sink.write(&batch))?;
-            }
-            stages.write += batched.elapsed();
         }
         progress.advance(part.len() as u64);
     }

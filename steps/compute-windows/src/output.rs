@@ -12,11 +12,13 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
+use arrow::buffer::{Buffer, ScalarBuffer};
+use arrow::datatypes::ArrowNativeType;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::DateTime;
 use featurekit::spec::{Dtype, FeatureView, Spec, ValueType};
 
-use crate::kernel::{self, Partition};
+use crate::kernel::{Kernel, Partition, RowSet};
 
 pub const DAY: i64 = 86_400_000_000;
 
@@ -98,105 +100,245 @@ pub fn parse_name(name: &str) -> Option<(String, u32, u32)> {
     it.next().is_none().then_some((date.to_string(), k, n))
 }
 
-/// Turns the kernel's rows into record batches of a view's schema, one per output file,
-/// keeping its memory from partition to partition.
+/// A column buffer lent to the arrays of the batches built on it and taken back once they
+/// are dropped (after they are written), so its memory serves partition after partition.
 #[derive(Debug, Default)]
-pub struct Batcher {
-    day: Vec<u32>,
-    starts: Vec<u32>,
-    order: Vec<u32>,
+struct Reused<T> {
+    vec: Vec<T>,
+    lent: Option<Buffer>,
+}
+
+impl<T: ArrowNativeType> Reused<T> {
+    /// The buffer, as `n` zeros: taken back from the batches (gone by now), else a new one.
+    fn reset(&mut self, n: usize) {
+        if let Some(Ok(v)) = self.lent.take().map(Buffer::into_vec) {
+            self.vec = v;
+        }
+        self.vec.clear();
+        self.vec.resize(n, T::default());
+    }
+
+    /// The values as a buffer to build arrays on, without a copy.
+    fn lend(&mut self) -> Buffer {
+        let b = Buffer::from_vec(std::mem::take(&mut self.vec));
+        self.lent = Some(b.clone());
+        b
+    }
+}
+
+/// A feature column in its declared dtype.
+#[derive(Debug)]
+enum Column {
+    Int64(Reused<i64>),
+    Float32(Reused<f32>),
+    Float64(Reused<f64>),
+}
+
+/// A value of a feature declared Int64: counts are whole already; a mean rounds half away
+/// from zero.
+#[inline]
+fn whole(v: f64) -> i64 {
+    let w = v as i64;
+    if w as f64 == v { w } else { v.round() as i64 }
+}
+
+/// Which files a set of rows goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum Files {
+    /// Event rows: one file per UTC day, of the run's `days` days from `first_day`.
+    Days { first_day: i64, days: usize },
+    /// As-of rows: one file, every row stamped `as_of`; `day` is the day the as-of time closes.
+    AsOf { as_of: i64, day: i64 },
 }
 
 /// What the rows of a batch hold besides the kernel's values.
 pub struct Stamp<'a> {
-    pub schema: &'a SchemaRef,
     /// Names of string entities, by id.
     pub names: Option<&'a [String]>,
     pub created: i64,
 }
 
+/// Turns a view's rows into record batches, one per output file, with no copy of the
+/// feature values: [`Batcher::place`] gives each row its slot in file order, the kernel
+/// writes every feature straight into its slot ([`Batcher::fill`]), and each file's batch
+/// is a slice of those columns ([`Batcher::batches`]). Keeps its memory from partition to
+/// partition.
+#[derive(Debug)]
+pub struct Batcher {
+    schema: SchemaRef,
+    day: Vec<u32>,
+    starts: Vec<u32>,
+    /// Each row's slot: rows are grouped by file.
+    slot: Vec<u32>,
+    /// Each file's key and its rows' slots, `[from, to)`.
+    groups: Vec<(FileKey, usize, usize)>,
+    entity: Reused<i64>,
+    ts: Reused<i64>,
+    features: Vec<Column>,
+    /// `created` stamped on many rows: sliced for every batch.
+    created: Option<(i64, Buffer)>,
+}
+
 impl Batcher {
-    /// The event rows, one batch per UTC day that has any, as (day, batch); `first_day` is
-    /// the run's first day and `days` their number. The kernel's rows come entity by entity,
-    /// each spanning many days, so they are put in day order by a counting sort.
-    pub fn events(
-        &mut self,
-        part: &Partition,
-        rows: &kernel::Rows,
-        first_day: i64,
-        days: usize,
-        stamp: &Stamp,
-    ) -> Vec<(i64, RecordBatch)> {
-        self.day.clear();
-        self.day.extend(
-            rows.at
-                .iter()
-                .map(|&at| (part.ts[at as usize].div_euclid(DAY) - first_day) as u32),
-        );
-        crate::load::bucket_starts(&self.day, days, &mut self.starts);
-        self.order.clear();
-        self.order.resize(rows.len(), 0);
-        let mut next = self.starts.clone();
-        for (i, &d) in self.day.iter().enumerate() {
-            self.order[next[d as usize] as usize] = i as u32;
-            next[d as usize] += 1;
+    pub fn new(schema: &SchemaRef) -> Batcher {
+        let features = schema.fields()[2..schema.fields().len() - 1]
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Int64 => Column::Int64(Reused::default()),
+                DataType::Float32 => Column::Float32(Reused::default()),
+                _ => Column::Float64(Reused::default()),
+            })
+            .collect();
+        Batcher {
+            schema: schema.clone(),
+            day: Vec::new(),
+            starts: Vec::new(),
+            slot: Vec::new(),
+            groups: Vec::new(),
+            entity: Reused::default(),
+            ts: Reused::default(),
+            features,
+            created: None,
         }
-        // a batch per day, not one sliced: small arrays reuse the allocator's free memory,
-        // where big ones are fresh pages from the kernel every time
-        (0..days)
-            .filter(|&d| self.starts[d + 1] > self.starts[d])
-            .map(|d| {
-                let order = &self.order[self.starts[d] as usize..self.starts[d + 1] as usize];
-                let ts = TimestampMicrosecondArray::from_iter_values(
-                    order.iter().map(|&i| part.ts[rows.at[i as usize] as usize]),
+    }
+
+    /// Gives each of the kernel's rows (at partition positions `at`) its slot, grouped by
+    /// file, and fills in their entities and times. The kernel's event rows come entity by
+    /// entity, each spanning many days, so they are put in day order by a counting sort.
+    pub fn place(&mut self, part: &Partition, at: &[u32], files: Files) {
+        let n = at.len();
+        self.slot.clear();
+        self.groups.clear();
+        self.entity.reset(n);
+        self.ts.reset(n);
+        for c in &mut self.features {
+            match c {
+                Column::Int64(c) => c.reset(n),
+                Column::Float32(c) => c.reset(n),
+                Column::Float64(c) => c.reset(n),
+            }
+        }
+        let (entity, ts) = (&mut self.entity.vec, &mut self.ts.vec);
+        match files {
+            Files::Days { first_day, days } => {
+                self.day.clear();
+                self.day.extend(
+                    at.iter()
+                        .map(|&a| (part.ts[a as usize].div_euclid(DAY) - first_day) as u32),
                 );
-                (first_day + d as i64, batch(part, rows, order, ts, stamp))
+                crate::load::bucket_starts(&self.day, days, &mut self.starts);
+                self.groups
+                    .extend((0..days).filter(|&d| self.starts[d + 1] > self.starts[d]).map(|d| {
+                        (
+                            FileKey::Day(first_day + d as i64),
+                            self.starts[d] as usize,
+                            self.starts[d + 1] as usize,
+                        )
+                    }));
+                // each row to its day's next free slot
+                let next = &mut self.starts;
+                self.slot.extend(self.day.iter().map(|&d| {
+                    let s = next[d as usize];
+                    next[d as usize] += 1;
+                    s
+                }));
+                for (&s, &a) in self.slot.iter().zip(at) {
+                    entity[s as usize] = part.entity[a as usize];
+                    ts[s as usize] = part.ts[a as usize];
+                }
+            }
+            Files::AsOf { as_of, day } => {
+                if n > 0 {
+                    self.groups.push((FileKey::AsOf(day), 0, n));
+                }
+                self.slot.extend(0..n as u32);
+                for (e, &a) in entity.iter_mut().zip(at) {
+                    *e = part.entity[a as usize];
+                }
+                ts.fill(as_of);
+            }
+        }
+    }
+
+    /// Writes every feature of the placed rows into its slot, as the kernel computes it.
+    pub fn fill(&mut self, kernel: &mut Kernel, part: &Partition, set: RowSet) {
+        let slot = &self.slot;
+        for (k, column) in self.features.iter_mut().enumerate() {
+            match column {
+                Column::Int64(c) => {
+                    let out = &mut c.vec;
+                    kernel.feature(part, k, set, |i, v| out[slot[i] as usize] = whole(v));
+                }
+                Column::Float32(c) => {
+                    let out = &mut c.vec;
+                    kernel.feature(part, k, set, |i, v| out[slot[i] as usize] = v as f32);
+                }
+                Column::Float64(c) => {
+                    let out = &mut c.vec;
+                    kernel.feature(part, k, set, |i, v| out[slot[i] as usize] = v);
+                }
+            }
+        }
+    }
+
+    /// One batch per file of the placed rows: slices of the columns (string entities are
+    /// named back), every row stamped `created`.
+    pub fn batches(&mut self, stamp: &Stamp) -> Vec<(FileKey, RecordBatch)> {
+        let longest = self.groups.iter().map(|g| g.2 - g.1).max().unwrap_or(0);
+        let created = match &self.created {
+            Some((c, b)) if *c == stamp.created && b.len() >= longest * 8 => b.clone(),
+            _ => {
+                let b = Buffer::from_vec(vec![stamp.created; longest.max(1 << 16)]);
+                self.created = Some((stamp.created, b.clone()));
+                b
+            }
+        };
+        let entity = match stamp.names {
+            Some(_) => None,
+            None => Some(self.entity.lend()),
+        };
+        let ts = self.ts.lend();
+        let features: Vec<Buffer> = self
+            .features
+            .iter_mut()
+            .map(|c| match c {
+                Column::Int64(c) => c.lend(),
+                Column::Float32(c) => c.lend(),
+                Column::Float64(c) => c.lend(),
+            })
+            .collect();
+        let stamped = |b: &Buffer, from: usize, len: usize| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::new(b.clone(), from, len), None).with_timezone("UTC"))
+        };
+        self.groups
+            .iter()
+            .map(|&(key, from, to)| {
+                let len = to - from;
+                let entity: ArrayRef = match (&entity, stamp.names) {
+                    (Some(b), _) => Arc::new(Int64Array::new(ScalarBuffer::new(b.clone(), from, len), None)),
+                    (None, Some(names)) => Arc::new(StringArray::from_iter_values(
+                        self.entity.vec[from..to].iter().map(|&id| &names[id as usize]),
+                    )),
+                    (None, None) => unreachable!("integer entities are lent"),
+                };
+                let mut columns = vec![entity, stamped(&ts, from, len)];
+                for (b, c) in features.iter().zip(&self.features) {
+                    columns.push(match c {
+                        Column::Int64(_) => Arc::new(Int64Array::new(ScalarBuffer::new(b.clone(), from, len), None)),
+                        Column::Float32(_) => {
+                            Arc::new(Float32Array::new(ScalarBuffer::new(b.clone(), from, len), None))
+                        }
+                        Column::Float64(_) => {
+                            Arc::new(Float64Array::new(ScalarBuffer::new(b.clone(), from, len), None))
+                        }
+                    });
+                }
+                columns.push(stamped(&created, 0, len));
+                let batch = RecordBatch::try_new(self.schema.clone(), columns).expect("rows match the view's schema");
+                (key, batch)
             })
             .collect()
     }
-
-    /// The as-of rows as one batch, every row stamped `as_of`.
-    pub fn as_of(&mut self, part: &Partition, rows: &kernel::Rows, as_of: i64, stamp: &Stamp) -> RecordBatch {
-        self.order.clear();
-        self.order.extend(0..rows.len() as u32);
-        let ts = TimestampMicrosecondArray::from(vec![as_of; rows.len()]);
-        batch(part, rows, &self.order, ts, stamp)
-    }
-}
-
-/// Rows `order` of the kernel's `rows` as a batch: entities named back when they are
-/// strings, features cast to their dtype, every row stamped `created`.
-fn batch(
-    part: &Partition,
-    rows: &kernel::Rows,
-    order: &[u32],
-    ts: TimestampMicrosecondArray,
-    stamp: &Stamp,
-) -> RecordBatch {
-    let entity = order.iter().map(|&i| part.entity[rows.at[i as usize] as usize]);
-    let mut columns: Vec<ArrayRef> = vec![
-        match stamp.names {
-            Some(names) => Arc::new(StringArray::from_iter_values(entity.map(|id| &names[id as usize]))),
-            None => Arc::new(Int64Array::from_iter_values(entity)),
-        },
-        Arc::new(ts.with_timezone("UTC")),
-    ];
-    for (k, values) in rows.features.iter().enumerate() {
-        let values = order.iter().map(|&i| values[i as usize]);
-        columns.push(match stamp.schema.field(k + 2).data_type() {
-            // counts are whole already; a mean declared Int64 rounds half away from zero
-            DataType::Int64 => Arc::new(Int64Array::from_iter_values(values.map(|v| {
-                let whole = v as i64;
-                if whole as f64 == v { whole } else { v.round() as i64 }
-            }))),
-            DataType::Float32 => Arc::new(Float32Array::from_iter_values(values.map(|v| v as f32))),
-            _ => Arc::new(Float64Array::from_iter_values(values)),
-        });
-    }
-    columns.push(Arc::new(
-        TimestampMicrosecondArray::from(vec![stamp.created; order.len()]).with_timezone("UTC"),
-    ));
-    RecordBatch::try_new(stamp.schema.clone(), columns).expect("rows match the view's schema")
 }
 
 #[cfg(test)]

@@ -88,15 +88,6 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// An empty partition with `values` numeric and `keys` key columns.
-    pub fn with_columns(values: usize, keys: usize) -> Partition {
-        Partition {
-            values: vec![Vec::new(); values],
-            keys: vec![KeyColumn::default(); keys],
-            ..Partition::default()
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.ts.len()
     }

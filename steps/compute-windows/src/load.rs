@@ -183,14 +183,26 @@ pub struct Piece {
     earliest: Option<i64>,
 }
 
+/// One batch's input columns, type-checked, and its kept rows grouped by partition.
+struct Selected<'a> {
+    entities: Ids<'a>,
+    ts: Micros,
+    values: Vec<Cow<'a, [f64]>>,
+    keys: Vec<Ids<'a>>,
+    /// Kept rows, partition by partition: partition `p`'s are `rows[starts[p]..starts[p + 1]]`.
+    rows: Vec<u32>,
+    starts: Vec<u32>,
+}
+
 impl Split {
-    /// Type-checks a chunk and splits its kept rows into partitions (runs on any thread).
+    /// Type-checks a chunk and splits its kept rows into partitions (runs on any thread):
+    /// first each batch's kept rows and their partitions, then each partition's columns,
+    /// allocated at their exact size, in one gather per batch.
     pub fn split(&self, chunk: &Chunk) -> Result<Piece> {
         let c = &self.columns;
+        let partitions = self.partitions.max(1);
         let mut piece = Piece {
-            parts: (0..self.partitions.max(1))
-                .map(|_| Partition::with_columns(c.values.len(), c.keys.len()))
-                .collect(),
+            parts: Vec::new(),
             entity_names: None,
             key_names: c.keys.iter().map(|_| None).collect(),
             invalid: Invalid::default(),
@@ -198,31 +210,43 @@ impl Split {
             rows_kept: 0,
             earliest: None,
         };
-        // room for an even share of the rows and a little more, so columns rarely grow
-        let rows: usize = chunk.batches.iter().map(RecordBatch::num_rows).sum();
-        let each = rows / piece.parts.len() + rows / piece.parts.len() / 8 + 16;
-        for part in &mut piece.parts {
-            part.entity.reserve(each);
-            part.ts.reserve(each);
-            part.values.iter_mut().for_each(|v| v.reserve(each));
-            part.keys.iter_mut().for_each(|k| k.keys.reserve(each));
-        }
         let mut row = chunk.first_row;
-        let mut kept = vec![Vec::new(); piece.parts.len()];
+        let mut selected = Vec::with_capacity(chunk.batches.len());
         for batch in &chunk.batches {
-            self.split_batch(batch, (&chunk.file, row), &mut piece, &mut kept)?;
+            selected.push(self.select(batch, (&chunk.file, row), &mut piece)?);
             row += batch.num_rows() as u64;
+        }
+        let size = |p: usize| -> usize { selected.iter().map(|b| (b.starts[p + 1] - b.starts[p]) as usize).sum() };
+        piece.parts = (0..partitions)
+            .map(|p| {
+                let n = size(p);
+                Partition {
+                    entity: Vec::with_capacity(n),
+                    ts: Vec::with_capacity(n),
+                    values: c.values.iter().map(|_| Vec::with_capacity(n)).collect(),
+                    keys: c
+                        .keys
+                        .iter()
+                        .map(|_| KeyColumn {
+                            keys: Vec::with_capacity(n),
+                            valid: None,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        for b in &selected {
+            b.gather(&mut piece.parts);
         }
         Ok(piece)
     }
 
-    fn split_batch(
+    fn select<'a>(
         &self,
-        batch: &RecordBatch,
+        batch: &'a RecordBatch,
         (file, first_row): (&str, u64),
         piece: &mut Piece,
-        kept: &mut [Vec<u32>],
-    ) -> Result<()> {
+    ) -> Result<Selected<'a>> {
         let c = &self.columns;
         let n = batch.num_rows();
         piece.rows_read += n as u64;
@@ -260,11 +284,12 @@ impl Split {
             );
         }
 
-        // first the rows each partition keeps
+        // the rows kept and the partition of each
         let raw = ts.raw.values();
-        let partitions = piece.parts.len() as u64;
-        kept.iter_mut().for_each(Vec::clear);
+        let partitions = self.partitions.max(1);
         let (shard, shards) = (self.shard as u64, self.shards as u64);
+        let mut kept = Vec::with_capacity(n);
+        let mut part = Vec::with_capacity(n);
         for i in 0..n {
             if entities.nulls.is_some_and(|b| b.is_null(i)) || ts_nulls.is_some_and(|b| b.is_null(i)) {
                 piece.invalid.count += 1;
@@ -287,21 +312,46 @@ impl Split {
             if hash % shards != shard {
                 continue;
             }
-            kept[((hash >> 32) % partitions) as usize].push(i as u32);
-            piece.rows_kept += 1;
+            kept.push(i as u32);
+            part.push(((hash >> 32) % partitions as u64) as u32);
         }
-        // then each column of each partition in one gather: a few long sequential writes
-        // rather than a write to every partition's every column per row
-        for (part, rows) in piece.parts.iter_mut().zip(kept.iter()) {
+        piece.rows_kept += kept.len() as u64;
+        // grouped by partition (a counting sort), each partition's rows in input order
+        let mut starts = Vec::new();
+        bucket_starts(&part, partitions, &mut starts);
+        let mut next = starts.clone();
+        let mut rows = vec![0; kept.len()];
+        for (&i, &p) in kept.iter().zip(&part) {
+            rows[next[p as usize] as usize] = i;
+            next[p as usize] += 1;
+        }
+        Ok(Selected {
+            entities,
+            ts,
+            values,
+            keys,
+            rows,
+            starts,
+        })
+    }
+}
+
+impl Selected<'_> {
+    /// Appends each partition's rows, each column in one gather: a few long sequential
+    /// writes rather than a write to every partition's every column per row.
+    fn gather(&self, parts: &mut [Partition]) {
+        let raw = self.ts.raw.values();
+        for (p, part) in parts.iter_mut().enumerate() {
+            let rows = &self.rows[self.starts[p] as usize..self.starts[p + 1] as usize];
             if rows.is_empty() {
                 continue;
             }
-            part.entity.extend(rows.iter().map(|&i| entities.ids[i as usize]));
-            part.ts.extend(rows.iter().map(|&i| ts.convert(raw[i as usize])));
-            for (slot, v) in values.iter().enumerate() {
+            part.entity.extend(rows.iter().map(|&i| self.entities.ids[i as usize]));
+            part.ts.extend(rows.iter().map(|&i| self.ts.convert(raw[i as usize])));
+            for (slot, v) in self.values.iter().enumerate() {
                 part.values[slot].extend(rows.iter().map(|&i| v[i as usize]));
             }
-            for (slot, k) in keys.iter().enumerate() {
+            for (slot, k) in self.keys.iter().enumerate() {
                 let col = &mut part.keys[slot];
                 let before = col.keys.len();
                 match k.nulls {
@@ -322,7 +372,6 @@ impl Split {
                 }
             }
         }
-        Ok(())
     }
 }
 

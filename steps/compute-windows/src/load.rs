@@ -461,40 +461,15 @@ pub struct Sorter {
     keys: Vec<u64>,
     mixed: Vec<(i64, u64)>,
     order: Vec<(i64, i64, u32)>,
-    index: Vec<u32>,
-    whole: Partition,
+    place: Vec<u32>,
 }
 
 impl Sorter {
     /// Sorts the pieces of one partition (at least one) into `out`.
     pub fn sort(&mut self, pieces: Vec<Partition>, out: &mut Partition) {
-        // one contiguous partition first
-        let whole = &mut self.whole;
         let first = pieces.first().expect("a partition has a piece");
-        whole.clear();
-        whole.values.resize_with(first.values.len(), Vec::new);
-        whole.keys.resize_with(first.keys.len(), KeyColumn::default);
-        for piece in &pieces {
-            whole.entity.extend_from_slice(&piece.entity);
-            whole.ts.extend_from_slice(&piece.ts);
-            for (all, v) in whole.values.iter_mut().zip(&piece.values) {
-                all.extend_from_slice(v);
-            }
-            for (all, k) in whole.keys.iter_mut().zip(&piece.keys) {
-                if let Some(valid) = &k.valid {
-                    let len = all.keys.len();
-                    all.valid
-                        .get_or_insert_with(|| vec![true; len])
-                        .extend_from_slice(valid);
-                } else if let Some(valid) = &mut all.valid {
-                    valid.resize(valid.len() + k.keys.len(), true);
-                }
-                all.keys.extend_from_slice(&k.keys);
-            }
-        }
-        drop(pieces);
-
-        let n = whole.len();
+        let (values, keys) = (first.values.len(), first.keys.len());
+        let n: usize = pieces.iter().map(Partition::len).sum();
         let buckets = (n / 4).next_power_of_two().max(1);
         let mix = |e: i64| {
             // splitmix64's finaliser: partitions were chosen by other bits of another hash
@@ -504,14 +479,16 @@ impl Sorter {
             ((x ^ (x >> 31)) as usize) & (buckets - 1)
         };
         self.bucket.clear();
-        self.bucket.extend(whole.entity.iter().map(|&e| mix(e) as u32));
+        for piece in &pieces {
+            self.bucket.extend(piece.entity.iter().map(|&e| mix(e) as u32));
+        }
         bucket_starts(&self.bucket, buckets, &mut self.starts);
-        // a row's time since the partition's first and its position, packed into one u64
+        // a row's time since the partition's first and its number, packed into one u64
         // when they fit (a span of 2^44 us is 200 days, with a million rows): one integer
         // compare per step, eight bytes per row moved
-        let (first, last) = whole
-            .ts
+        let (first, last) = pieces
             .iter()
+            .flat_map(|p| &p.ts)
             .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
         let row_bits = usize::BITS - n.leading_zeros();
         let span_bits = if n == 0 {
@@ -519,11 +496,13 @@ impl Sorter {
         } else {
             64 - last.abs_diff(first).leading_zeros()
         };
-        self.index.clear();
+        // `place[i]`: where input row `i` goes
+        self.place.clear();
+        self.place.resize(n, 0);
         out.entity.clear();
         out.ts.clear();
         if row_bits + span_bits <= 64 {
-            let rows = if row_bits == 64 {
+            let mask = if row_bits == 64 {
                 u64::MAX
             } else {
                 (1u64 << row_bits) - 1
@@ -532,11 +511,15 @@ impl Sorter {
             self.keys.resize(n, 0);
             out.entity.resize(n, 0);
             // each row to its bucket's next free slot: afterwards starts[b] is bucket b's end
-            for (i, &b) in self.bucket.iter().enumerate() {
-                let slot = &mut self.starts[b as usize];
-                self.keys[*slot as usize] = (whole.ts[i].abs_diff(first) << row_bits) | i as u64;
-                out.entity[*slot as usize] = whole.entity[i];
-                *slot += 1;
+            let mut i = 0;
+            for piece in &pieces {
+                for (&e, &t) in piece.entity.iter().zip(&piece.ts) {
+                    let slot = &mut self.starts[self.bucket[i] as usize];
+                    self.keys[*slot as usize] = (t.abs_diff(first) << row_bits) | i as u64;
+                    out.entity[*slot as usize] = e;
+                    *slot += 1;
+                    i += 1;
+                }
             }
             let mut lo = 0;
             for &hi in &self.starts[..buckets] {
@@ -559,13 +542,16 @@ impl Sorter {
             }
             out.ts
                 .extend(self.keys.iter().map(|&k| first.wrapping_add((k >> row_bits) as i64)));
-            self.index.extend(self.keys.iter().map(|&k| (k & rows) as u32));
+            for (j, &k) in self.keys.iter().enumerate() {
+                self.place[(k & mask) as usize] = j as u32;
+            }
         } else {
             self.order.clear();
             self.order.resize(n, (0, 0, 0));
-            for (i, &b) in self.bucket.iter().enumerate() {
-                let slot = &mut self.starts[b as usize];
-                self.order[*slot as usize] = (whole.entity[i], whole.ts[i], i as u32);
+            let rows = pieces.iter().flat_map(|p| p.entity.iter().zip(&p.ts)).enumerate();
+            for (i, (&e, &t)) in rows {
+                let slot = &mut self.starts[self.bucket[i] as usize];
+                self.order[*slot as usize] = (e, t, i as u32);
                 *slot += 1;
             }
             let mut lo = 0;
@@ -577,22 +563,42 @@ impl Sorter {
             }
             out.entity.extend(self.order.iter().map(|o| o.0));
             out.ts.extend(self.order.iter().map(|o| o.1));
-            self.index.extend(self.order.iter().map(|o| o.2));
+            for (j, o) in self.order.iter().enumerate() {
+                self.place[o.2 as usize] = j as u32;
+            }
         }
-        let order = &self.index;
-        out.values.resize_with(whole.values.len(), Vec::new);
-        for (dst, src) in out.values.iter_mut().zip(&whole.values) {
+        // every other column: each piece's values straight to their rows' places
+        let place = &self.place;
+        out.values.resize_with(values, Vec::new);
+        for (c, dst) in out.values.iter_mut().enumerate() {
             dst.clear();
-            dst.extend(order.iter().map(|&i| src[i as usize]));
+            dst.resize(n, 0.0);
+            let mut i = 0;
+            for piece in &pieces {
+                for &x in &piece.values[c] {
+                    dst[place[i] as usize] = x;
+                    i += 1;
+                }
+            }
         }
-        out.keys.resize_with(whole.keys.len(), KeyColumn::default);
-        for (dst, src) in out.keys.iter_mut().zip(&whole.keys) {
+        out.keys.resize_with(keys, KeyColumn::default);
+        for (c, dst) in out.keys.iter_mut().enumerate() {
             dst.keys.clear();
-            dst.keys.extend(order.iter().map(|&i| src.keys[i as usize]));
-            dst.valid = src
-                .valid
-                .as_ref()
-                .map(|v| order.iter().map(|&i| v[i as usize]).collect());
+            dst.keys.resize(n, 0);
+            let any_null = pieces.iter().any(|p| p.keys[c].valid.is_some());
+            dst.valid = any_null.then(|| vec![true; n]);
+            let mut i = 0;
+            for piece in &pieces {
+                let k = &piece.keys[c];
+                for (j, &key) in k.keys.iter().enumerate() {
+                    let to = place[i + j] as usize;
+                    dst.keys[to] = key;
+                    if let (Some(valid), Some(from)) = (&mut dst.valid, &k.valid) {
+                        valid[to] = from[j];
+                    }
+                }
+                i += k.keys.len();
+            }
         }
     }
 }

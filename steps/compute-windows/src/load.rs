@@ -437,6 +437,13 @@ impl Loader {
     }
 }
 
+/// Makes `v` `n` long for a caller that writes every element: what it held before (or
+/// zeros where it grows) is left in place rather than cleared first.
+pub fn to_overwrite<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    v.truncate(n);
+    v.resize(n, T::default());
+}
+
 /// A counting sort's offsets: `starts[b]` is where bucket `b` of `buckets` begins when `keys`
 /// (each below `buckets`) are put in bucket order, and `starts[buckets]` is their number.
 pub fn bucket_starts(keys: &[u32], buckets: usize, starts: &mut Vec<u32>) {
@@ -497,9 +504,7 @@ impl Sorter {
             64 - last.abs_diff(first).leading_zeros()
         };
         // `place[i]`: where input row `i` goes
-        self.place.clear();
-        self.place.resize(n, 0);
-        out.entity.clear();
+        to_overwrite(&mut self.place, n);
         out.ts.clear();
         if row_bits + span_bits <= 64 {
             let mask = if row_bits == 64 {
@@ -507,9 +512,8 @@ impl Sorter {
             } else {
                 (1u64 << row_bits) - 1
             };
-            self.keys.clear();
-            self.keys.resize(n, 0);
-            out.entity.resize(n, 0);
+            to_overwrite(&mut self.keys, n);
+            to_overwrite(&mut out.entity, n);
             // each row to its bucket's next free slot: afterwards starts[b] is bucket b's end
             let mut i = 0;
             for piece in &pieces {
@@ -561,6 +565,7 @@ impl Sorter {
                 }
                 lo = hi;
             }
+            out.entity.clear();
             out.entity.extend(self.order.iter().map(|o| o.0));
             out.ts.extend(self.order.iter().map(|o| o.1));
             for (j, o) in self.order.iter().enumerate() {
@@ -571,8 +576,7 @@ impl Sorter {
         let place = &self.place;
         out.values.resize_with(values, Vec::new);
         for (c, dst) in out.values.iter_mut().enumerate() {
-            dst.clear();
-            dst.resize(n, 0.0);
+            to_overwrite(dst, n);
             let mut i = 0;
             for piece in &pieces {
                 for &x in &piece.values[c] {
@@ -583,8 +587,7 @@ impl Sorter {
         }
         out.keys.resize_with(keys, KeyColumn::default);
         for (c, dst) in out.keys.iter_mut().enumerate() {
-            dst.keys.clear();
-            dst.keys.resize(n, 0);
+            to_overwrite(&mut dst.keys, n);
             let any_null = pieces.iter().any(|p| p.keys[c].valid.is_some());
             dst.valid = any_null.then(|| vec![true; n]);
             let mut i = 0;

@@ -109,13 +109,13 @@ struct Reused<T> {
 }
 
 impl<T: ArrowNativeType> Reused<T> {
-    /// The buffer, as `n` zeros: taken back from the batches (gone by now), else a new one.
+    /// The buffer, `n` long, for every element to be written: taken back from the batches
+    /// (gone by now), else a new one.
     fn reset(&mut self, n: usize) {
         if let Some(Ok(v)) = self.lent.take().map(Buffer::into_vec) {
             self.vec = v;
         }
-        self.vec.clear();
-        self.vec.resize(n, T::default());
+        crate::load::to_overwrite(&mut self.vec, n);
     }
 
     /// The values as a buffer to build arrays on, without a copy.

@@ -309,7 +309,8 @@ impl Split {
                 Some(h) => h[i],
                 None => fnv1a(&entity.to_le_bytes()),
             };
-            if hash % shards != shard {
+            // (an unsharded run skips the division)
+            if shards > 1 && hash % shards != shard {
                 continue;
             }
             kept.push(i as u32);

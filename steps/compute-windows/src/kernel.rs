@@ -271,7 +271,9 @@ fn bounds(plan: &Plan, part: &Partition, range: Range, events: &mut Bounds, as_o
     let mut g0 = 0;
     while g0 < n {
         let e = part.entity[g0];
-        let g1 = g0 + part.entity[g0..].partition_point(|&x| x == e);
+        // a scan, not a binary search over the rest of the partition: groups are short, and
+        // the scan stays in the cache lines the walk reads next
+        let g1 = part.entity[g0..].iter().position(|&x| x != e).map_or(n, |k| g0 + k);
         // events before `start` are lookback only: the emitted ones are [i0, i1)
         let i0 = g0 + ts[g0..g1].partition_point(|&t| t < range.start);
         let i1 = g0 + ts[g0..g1].partition_point(|&t| t < range.end);

@@ -402,6 +402,7 @@ impl ParquetSink {
             .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
         self.rows += batch.num_rows() as u64;
         if writer.in_progress_size() >= self.row_group_bytes {
+            reserve_row_group(writer);
             writer
                 .flush()
                 .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
@@ -433,6 +434,7 @@ impl ParquetSink {
     /// Writes the footer and completes the upload: the file becomes visible.
     pub async fn finish(mut self) -> Result<Written> {
         let mut writer = self.writer.take().expect("sink finished twice");
+        reserve_row_group(&mut writer);
         writer
             .finish()
             .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
@@ -445,6 +447,13 @@ impl ParquetSink {
         }
         Ok(Written { rows: self.rows, bytes })
     }
+}
+
+/// Room in the encoded bytes for the row group about to be flushed (and the footer): grown
+/// by doubling instead, the buffer would be copied again and again.
+fn reserve_row_group(writer: &mut ArrowWriter<Vec<u8>>) {
+    let more = writer.in_progress_size() + 64 * 1024;
+    writer.inner_mut().reserve(more);
 }
 
 impl Drop for ParquetSink {

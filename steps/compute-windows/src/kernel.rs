@@ -12,7 +12,8 @@
 //!    rows, across entities too (entities are contiguous), so every aggregation keeps a
 //!    sliding state that never goes back: prefix sums in double-double precision for sum and
 //!    mean, a monotonic deque for min and max, and for distinct counts each key's previous
-//!    and next position (one hash lookup per event).
+//!    and next position (one table or hash lookup per event). Each value goes to the caller
+//!    as `emit(row, value)`, so it can be written straight where the row goes.
 //!
 //! As-of rows go through the same loops with their own bounds.
 

@@ -148,6 +148,23 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
         names: job.names.as_deref().map(Vec::as_slice),
         created: job.created,
     };
+    // the rows of each partition: its events, one file per day, and its as-of rows
+    let mut sets = vec![(
+        RowSet::Events,
+        Files::Days {
+            first_day: job.first_day,
+            days: job.days,
+        },
+    )];
+    if let Some(as_of) = job.range.as_of {
+        sets.push((
+            RowSet::AsOf,
+            Files::AsOf {
+                as_of,
+                day: job.as_of_day,
+            },
+        ));
+    }
     loop {
         // (taken in a statement of its own: a guard in the `while let` would live, and lock
         // the queue, for the whole iteration)
@@ -166,23 +183,7 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
             let clock = Instant::now();
             kernel.prepare(&part, job.range);
             stages.windows += clock.elapsed();
-            let sets = [
-                (
-                    RowSet::Events,
-                    Files::Days {
-                        first_day: job.first_day,
-                        days: job.days,
-                    },
-                ),
-                (
-                    RowSet::AsOf,
-                    Files::AsOf {
-                        as_of: job.range.as_of.unwrap_or(0),
-                        day: job.as_of_day,
-                    },
-                ),
-            ];
-            for (set, files) in sets {
+            for &(set, files) in &sets {
                 if kernel.rows(set).is_empty() {
                     continue;
                 }

@@ -134,8 +134,9 @@ enum Column {
     Float64(Reused<f64>),
 }
 
-/// A value of a feature declared Int64: counts are whole already; a mean rounds half away
-/// from zero.
+/// A value of a feature declared Int64: a count, or a sum, min or max of an integer column
+/// (the spec allows no other), so whole already; anything else would round half away from
+/// zero.
 #[inline]
 fn whole(v: f64) -> i64 {
     let w = v as i64;

@@ -584,3 +584,60 @@ fn string_entities_and_keys_give_the_features_of_their_integer_twins() {
     assert!(ints.len() > 1000, "{} rows", ints.len());
     assert_eq!(named_rows, ints);
 }
+
+#[test]
+fn features_are_written_in_their_declared_dtype() {
+    // the means declared Float32: each value is the Float64 run's, cast
+    let dir = tempfile::tempdir().unwrap();
+    let raw = generated(dir.path(), 4_000);
+    let text = std::fs::read_to_string(spec()).unwrap();
+    let typed = text.replace("dtype: Float64   # mean 7d", "dtype: Float32").replacen(
+        "window: 30d\n        dtype: Float64",
+        "window: 30d\n        dtype: Float32",
+        1,
+    );
+    assert_eq!(typed.matches("Float32").count(), 2);
+    let typed_spec = dir.path().join("features.yaml");
+    std::fs::write(&typed_spec, typed).unwrap();
+    let range = ["--start", "2025-11-05", "--end", "2025-11-15"];
+    ok(&compute(&raw, &dir.path().join("f64"), &range));
+    ok(&compute_with(&typed_spec, &raw, &dir.path().join("f32"), &range));
+
+    // (user, time, mean 7d, mean 30d) of every row, sorted
+    type Means = (i64, i64, f64, f64);
+    let means = |dir: &Path| -> (Vec<Means>, Vec<DataType>) {
+        let (batches, _) = scan(dir);
+        let names = ["avg_transaction_amount_7d", "avg_transaction_amount_30d"];
+        let types = names
+            .iter()
+            .map(|n| batches[0].schema().field_with_name(n).unwrap().data_type().clone())
+            .collect();
+        let mut rows = vec![];
+        for b in &batches {
+            let get = |name: &str, i: usize| -> f64 {
+                let c = b.column_by_name(name).unwrap();
+                match c.data_type() {
+                    DataType::Float32 => c.as_primitive::<arrow::datatypes::Float32Type>().value(i) as f64,
+                    _ => c.as_primitive::<Float64Type>().value(i),
+                }
+            };
+            let users = b.column(0).as_primitive::<Int64Type>();
+            let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
+            for i in 0..b.num_rows() {
+                rows.push((users.value(i), ts.value(i), get(names[0], i), get(names[1], i)));
+            }
+        }
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (rows, types)
+    };
+    let (f64s, types) = means(&dir.path().join("f64/user_transaction_features"));
+    assert_eq!(types, vec![DataType::Float64; 2]);
+    let (f32s, types) = means(&dir.path().join("f32/user_transaction_features"));
+    assert_eq!(types, vec![DataType::Float32; 2]);
+    assert_eq!(f64s.len(), f32s.len());
+    assert!(f64s.len() > 500, "{} rows", f64s.len());
+    for (a, b) in f64s.iter().zip(&f32s) {
+        assert_eq!((a.0, a.1), (b.0, b.1));
+        assert_eq!((b.2, b.3), (a.2 as f32 as f64, a.3 as f32 as f64), "{a:?} {b:?}");
+    }
+}

@@ -134,6 +134,33 @@ enum Column {
     Float64(Reused<f64>),
 }
 
+impl Column {
+    fn reset(&mut self, n: usize) {
+        match self {
+            Column::Int64(c) => c.reset(n),
+            Column::Float32(c) => c.reset(n),
+            Column::Float64(c) => c.reset(n),
+        }
+    }
+
+    fn lend(&mut self) -> Buffer {
+        match self {
+            Column::Int64(c) => c.lend(),
+            Column::Float32(c) => c.lend(),
+            Column::Float64(c) => c.lend(),
+        }
+    }
+
+    /// Values `[from, from + len)` of `lent` (this column's buffer) as an array of its dtype.
+    fn array(&self, lent: &Buffer, from: usize, len: usize) -> ArrayRef {
+        match self {
+            Column::Int64(_) => Arc::new(Int64Array::new(ScalarBuffer::new(lent.clone(), from, len), None)),
+            Column::Float32(_) => Arc::new(Float32Array::new(ScalarBuffer::new(lent.clone(), from, len), None)),
+            Column::Float64(_) => Arc::new(Float64Array::new(ScalarBuffer::new(lent.clone(), from, len), None)),
+        }
+    }
+}
+
 /// A value of a feature declared Int64: a count, or a sum, min or max of an integer column
 /// (the spec allows no other), so whole already; anything else would round half away from
 /// zero.
@@ -212,13 +239,7 @@ impl Batcher {
         self.groups.clear();
         self.entity.reset(n);
         self.ts.reset(n);
-        for c in &mut self.features {
-            match c {
-                Column::Int64(c) => c.reset(n),
-                Column::Float32(c) => c.reset(n),
-                Column::Float64(c) => c.reset(n),
-            }
-        }
+        self.features.iter_mut().for_each(|c| c.reset(n));
         let (entity, ts) = (&mut self.entity.vec, &mut self.ts.vec);
         match files {
             Files::Days { first_day, days } => {
@@ -299,15 +320,7 @@ impl Batcher {
             None => Some(self.entity.lend()),
         };
         let ts = self.ts.lend();
-        let features: Vec<Buffer> = self
-            .features
-            .iter_mut()
-            .map(|c| match c {
-                Column::Int64(c) => c.lend(),
-                Column::Float32(c) => c.lend(),
-                Column::Float64(c) => c.lend(),
-            })
-            .collect();
+        let features: Vec<Buffer> = self.features.iter_mut().map(Column::lend).collect();
         let stamped = |b: &Buffer, from: usize, len: usize| -> ArrayRef {
             Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::new(b.clone(), from, len), None).with_timezone("UTC"))
         };
@@ -323,16 +336,8 @@ impl Batcher {
                     (None, None) => unreachable!("integer entities are lent"),
                 };
                 let mut columns = vec![entity, stamped(&ts, from, len)];
-                for (b, c) in features.iter().zip(&self.features) {
-                    columns.push(match c {
-                        Column::Int64(_) => Arc::new(Int64Array::new(ScalarBuffer::new(b.clone(), from, len), None)),
-                        Column::Float32(_) => {
-                            Arc::new(Float32Array::new(ScalarBuffer::new(b.clone(), from, len), None))
-                        }
-                        Column::Float64(_) => {
-                            Arc::new(Float64Array::new(ScalarBuffer::new(b.clone(), from, len), None))
-                        }
-                    });
+                for (lent, c) in features.iter().zip(&self.features) {
+                    columns.push(c.array(lent, from, len));
                 }
                 columns.push(stamped(&created, 0, len));
                 let batch = RecordBatch::try_new(self.schema.clone(), columns).expect("rows match the view's schema");

@@ -114,25 +114,6 @@ pub struct Range {
     pub as_of: Option<i64>,
 }
 
-/// Rows the kernel produced, column by column.
-#[derive(Debug, Default)]
-pub struct Rows {
-    /// Position in the partition: the event's, or for an as-of row the entity's first.
-    pub at: Vec<u32>,
-    /// One column per feature, aligned with `at`.
-    pub features: Vec<Vec<f64>>,
-}
-
-impl Rows {
-    pub fn len(&self) -> usize {
-        self.at.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
-    }
-}
-
 /// The two sets of rows the kernel computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowSet {
@@ -140,15 +121,6 @@ pub enum RowSet {
     Events,
     /// One row per entity active before `as_of`, stamped `as_of`.
     AsOf,
-}
-
-/// What [`Kernel::run`] produces for one partition and view.
-#[derive(Debug, Default)]
-pub struct Computed {
-    /// One row per event with `start <= t < end`, in partition order.
-    pub events: Rows,
-    /// One row per entity active before `as_of`, stamped `as_of`.
-    pub as_of: Rows,
 }
 
 // ---- double-double prefix sums -----------------------------------------------------
@@ -554,21 +526,6 @@ impl<'a> Kernel<'a> {
             emit,
         );
     }
-
-    /// Every row of the partition with every feature, as columns in row order.
-    pub fn run(&mut self, part: &Partition, range: Range, out: &mut Computed) {
-        self.prepare(part, range);
-        for (rows, set) in [(&mut out.events, RowSet::Events), (&mut out.as_of, RowSet::AsOf)] {
-            rows.at.clear();
-            rows.at.extend_from_slice(self.rows(set));
-            rows.features.resize_with(self.plan.features.len(), Vec::new);
-            for (k, column) in rows.features.iter_mut().enumerate() {
-                column.clear();
-                column.resize(rows.at.len(), 0.0);
-                self.feature(part, k, set, |i, v| column[i] = v);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -578,19 +535,25 @@ mod tests {
 
     /// The kernel's rows as (as-of?, position, time, values), events first.
     fn emitted(plan: &Plan, part: &Partition, range: Range) -> Vec<(bool, usize, i64, Vec<f64>)> {
-        let mut out = Computed::default();
-        Kernel::new(plan).run(part, range, &mut out);
-        let rows = |rows: &Rows, as_of: bool| -> Vec<(bool, usize, i64, Vec<f64>)> {
-            (0..rows.len())
-                .map(|i| {
-                    let at = rows.at[i] as usize;
-                    let t = if as_of { range.as_of.unwrap() } else { part.ts[at] };
-                    (as_of, at, t, rows.features.iter().map(|c| c[i]).collect())
-                })
-                .collect()
-        };
-        let mut all = rows(&out.events, false);
-        all.extend(rows(&out.as_of, true));
+        let mut kernel = Kernel::new(plan);
+        kernel.prepare(part, range);
+        let mut all = vec![];
+        for set in [RowSet::Events, RowSet::AsOf] {
+            let at = kernel.rows(set).to_vec();
+            let mut features = vec![vec![f64::NAN; at.len()]; plan.features.len()];
+            for (k, column) in features.iter_mut().enumerate() {
+                kernel.feature(part, k, set, |i, v| column[i] = v);
+            }
+            let as_of = set == RowSet::AsOf;
+            for (i, &a) in at.iter().enumerate() {
+                let t = if as_of {
+                    range.as_of.unwrap()
+                } else {
+                    part.ts[a as usize]
+                };
+                all.push((as_of, a as usize, t, features.iter().map(|c| c[i]).collect()));
+            }
+        }
         all
     }
 

@@ -553,11 +553,14 @@ impl Sorter {
         } else {
             self.order.clear();
             self.order.resize(n, (0, 0, 0));
-            let rows = pieces.iter().flat_map(|p| p.entity.iter().zip(&p.ts)).enumerate();
-            for (i, (&e, &t)) in rows {
-                let slot = &mut self.starts[self.bucket[i] as usize];
-                self.order[*slot as usize] = (e, t, i as u32);
-                *slot += 1;
+            let mut i = 0;
+            for piece in &pieces {
+                for (&e, &t) in piece.entity.iter().zip(&piece.ts) {
+                    let slot = &mut self.starts[self.bucket[i] as usize];
+                    self.order[*slot as usize] = (e, t, i as u32);
+                    *slot += 1;
+                    i += 1;
+                }
             }
             let mut lo = 0;
             for &hi in &self.starts[..buckets] {

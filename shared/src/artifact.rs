@@ -309,6 +309,8 @@ pub struct WriteOptions {
     /// Encoded bytes a row group may hold in memory before it is flushed early: with many
     /// files open at once (a backfill writes one per day), this bounds memory.
     pub row_group_bytes: usize,
+    /// Columns written uncompressed whatever the codec.
+    pub uncompressed: Vec<String>,
 }
 
 impl Default for WriteOptions {
@@ -319,6 +321,7 @@ impl Default for WriteOptions {
             dictionary: true,
             delta_integers: false,
             row_group_bytes: 16 * 1024 * 1024,
+            uncompressed: Vec::new(),
         }
     }
 }
@@ -374,6 +377,9 @@ impl ParquetSink {
                         .set_column_encoding(ColumnPath::from(field.name().as_str()), Encoding::DELTA_BINARY_PACKED);
                 }
             }
+        }
+        for name in &options.uncompressed {
+            props = props.set_column_compression(ColumnPath::from(name.as_str()), Compression::UNCOMPRESSED);
         }
         let props = props.build();
         let part_bytes = part_bytes(location.store.as_ref());

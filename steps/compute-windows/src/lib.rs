@@ -97,7 +97,8 @@ struct Job {
     days: usize,
     as_of_day: i64,
     created: i64,
-    options: WriteOptions,
+    /// Each view's.
+    options: Vec<WriteOptions>,
     failed: AtomicBool,
 }
 
@@ -204,7 +205,7 @@ fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<
                             e.insert(handle.block_on(ParquetSink::create(
                                 &target,
                                 job.schemas[v].clone(),
-                                &job.options,
+                                &job.options[v],
                             ))?)
                         }
                     };
@@ -358,15 +359,11 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         days: ((end - 1).div_euclid(DAY) - start.div_euclid(DAY) + 1) as usize,
         as_of_day: as_of.map_or(0, |a| (a - 1).div_euclid(DAY)),
         created,
-        // feature values are mostly distinct: dictionaries would cost time and save nothing;
-        // a backfill keeps one file open per day and worker, so row groups flush at 4 MiB
-        options: WriteOptions {
-            codec: args.compression,
-            dictionary: false,
-            delta_integers: true,
-            row_group_bytes: 4 * 1024 * 1024,
-            ..WriteOptions::default()
-        },
+        options: spec
+            .feature_views
+            .iter()
+            .map(|v| output::write_options(v, args.compression))
+            .collect(),
         failed: AtomicBool::new(false),
     });
     let progress = Arc::new(Progress::new("compute", loader.rows_kept));
@@ -428,7 +425,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
             let sink = ParquetSink::create(
                 &dir.join(&job.naming.file(key, 0)),
                 job.schemas[v].clone(),
-                &job.options,
+                &job.options[v],
             )
             .await?;
             sink.finish().await?;

@@ -16,7 +16,8 @@ use arrow::buffer::{Buffer, ScalarBuffer};
 use arrow::datatypes::ArrowNativeType;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::DateTime;
-use featurekit::spec::{Dtype, FeatureView, Spec, ValueType};
+use featurekit::artifact::{Codec, WriteOptions};
+use featurekit::spec::{Aggregation, Dtype, FeatureView, Spec, ValueType};
 
 use crate::kernel::{Kernel, Partition, RowSet};
 
@@ -48,6 +49,35 @@ pub fn schema(spec: &Spec, view: &FeatureView) -> SchemaRef {
     }
     fields.push(Field::new(CREATED, ts, false));
     Arc::new(Schema::new(fields))
+}
+
+/// How a view's files are written. Feature values are mostly distinct, so dictionaries would
+/// cost time and save nothing. A backfill keeps one file open per day and worker, so row
+/// groups flush at 4 MiB. With snappy, the columns it cannot shrink by more than about a
+/// tenth are written uncompressed: event times, counts, sums and means (measured on the
+/// benchmark's data: 0.89 to 1.0 of their size, for a twentieth of the run's time). The
+/// entity column (runs of one value), min and max (a value held while it stays in the
+/// window) and the creation time (one value) keep it. Zstd, chosen for size, compresses all.
+pub fn write_options(view: &FeatureView, codec: Codec) -> WriteOptions {
+    let uncompressed = match codec {
+        Codec::Snappy => std::iter::once(EVENT_TS.to_string())
+            .chain(
+                view.features
+                    .iter()
+                    .filter(|f| !matches!(f.aggregation, Aggregation::Min | Aggregation::Max))
+                    .map(|f| f.name.clone()),
+            )
+            .collect(),
+        Codec::Zstd | Codec::None => Vec::new(),
+    };
+    WriteOptions {
+        codec,
+        dictionary: false,
+        delta_integers: true,
+        row_group_bytes: 4 * 1024 * 1024,
+        uncompressed,
+        ..WriteOptions::default()
+    }
 }
 
 /// `2025-11-01` for a day number (days since the epoch).

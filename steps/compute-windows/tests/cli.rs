@@ -187,6 +187,29 @@ fn writes_feast_offline_parquet_by_day() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(got, want);
+    // snappy where it pays: the entity, max and creation time; the rest stored plain
+    let first = view.join(&names[0]);
+    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&first).unwrap()).unwrap();
+    let codecs: Vec<String> = parquet::file::reader::FileReader::metadata(&reader)
+        .row_group(0)
+        .columns()
+        .iter()
+        .map(|c| format!("{}:{}", c.column_path().string(), c.compression()))
+        .collect();
+    assert_eq!(
+        codecs,
+        [
+            "user_id:SNAPPY",
+            "event_timestamp:UNCOMPRESSED",
+            "transaction_count_1h:UNCOMPRESSED",
+            "transaction_count_24h:UNCOMPRESSED",
+            "avg_transaction_amount_7d:UNCOMPRESSED",
+            "avg_transaction_amount_30d:UNCOMPRESSED",
+            "max_transaction_amount_7d:SNAPPY",
+            "distinct_merchant_count_7d:UNCOMPRESSED",
+            "created_timestamp:SNAPPY"
+        ]
+    );
     let created = batches[0].column(8).as_primitive::<TimestampMicrosecondType>().value(0);
     assert_eq!(created, 1_767_225_600_000_000, "--created-at stamps every row");
 

@@ -7,11 +7,12 @@
 //! The kernel works in two passes, column by column:
 //!
 //! 1. [`Bounds`]: one walk over the partition finds the rows to emit and their `r` and their
-//!    `l` for each distinct window (two pointers per window, moving forward only).
+//!    `l` for each distinct window (one pointer per window, moving forward only; the
+//!    windows' pointers move in step, so their loads overlap).
 //! 2. One tight loop per feature over those bounds. Both `l` and `r` only grow along the
 //!    rows, across entities too (entities are contiguous), so every aggregation keeps a
-//!    sliding state that never goes back: prefix sums in double-double precision for sum and
-//!    mean, a monotonic deque for min and max, and for distinct counts each key's previous
+//!    sliding state that never goes back: compensated prefix sums (about 32 digits) for sum
+//!    and mean, a monotonic deque for min and max, and for distinct counts each key's previous
 //!    and next position (one table or hash lookup per event). Each value goes to the caller
 //!    as `emit(row, value)`, so it can be written straight where the row goes.
 //!
@@ -123,7 +124,7 @@ pub enum RowSet {
     AsOf,
 }
 
-// ---- double-double prefix sums -----------------------------------------------------
+// ---- compensated prefix sums -------------------------------------------------------
 
 #[inline]
 fn two_sum(a: f64, b: f64) -> (f64, f64) {
@@ -132,14 +133,18 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
     (s, (a - (s - bb)) + (b - bb))
 }
 
-/// Prefix sums of a column's non-null values with ~32 significant digits, and prefix
-/// counts of its non-null values: any window's sum is exact to f64 rounding.
+/// Prefix sums of a column's non-null values as unevaluated pairs `hi + lo` (about 32
+/// significant digits), and prefix counts of its non-null values: any window's sum is exact
+/// to f64 rounding.
 #[derive(Debug, Default)]
 struct Prefix {
     hi: Vec<f64>,
     lo: Vec<f64>,
     count: Vec<u32>,
 }
+
+/// Values summed between two renormalisations of a [`Prefix`]'s pair.
+const RENORMALISE: usize = 16;
 
 impl Prefix {
     #[cfg(test)]
@@ -150,25 +155,36 @@ impl Prefix {
     }
 
     /// Recomputes the sums for `values`, reusing the memory.
+    ///
+    /// `hi` is the running sum and `lo` collects each addition's exact rounding error, so
+    /// the two chains of additions run side by side (a fully renormalised pair would make
+    /// every step wait for the previous one's six dependent operations). Every
+    /// [`RENORMALISE`] values the pair is renormalised, which keeps `lo` within a few ulps of
+    /// `hi` and so its own rounding negligible.
     fn fill(&mut self, values: &[f64]) {
-        self.hi.clear();
-        self.lo.clear();
-        self.count.clear();
-        let (mut hi, mut lo, mut n) = (0.0, 0.0, 0u32);
-        self.hi.push(hi);
-        self.lo.push(lo);
-        self.count.push(n);
-        for &x in values {
-            if !x.is_nan() {
-                let (s, e) = two_sum(hi, x);
-                let (s2, e2) = two_sum(s, lo + e);
-                hi = s2;
-                lo = e2;
-                n += 1;
+        let n = values.len();
+        crate::load::to_overwrite(&mut self.hi, n + 1);
+        crate::load::to_overwrite(&mut self.lo, n + 1);
+        crate::load::to_overwrite(&mut self.count, n + 1);
+        let (mut hi, mut lo, mut count) = (0.0, 0.0, 0u32);
+        self.hi[0] = hi;
+        self.lo[0] = lo;
+        self.count[0] = count;
+        let out = self.hi[1..]
+            .chunks_mut(RENORMALISE)
+            .zip(self.lo[1..].chunks_mut(RENORMALISE))
+            .zip(self.count[1..].chunks_mut(RENORMALISE));
+        for (((his, los), counts), xs) in out.zip(values.chunks(RENORMALISE)) {
+            for (((h, l), c), &x) in his.iter_mut().zip(los.iter_mut()).zip(counts.iter_mut()).zip(xs) {
+                let valid = !x.is_nan();
+                // a null adds an exact zero
+                let (s, e) = two_sum(hi, if valid { x } else { 0.0 });
+                hi = s;
+                lo += e;
+                count += valid as u32;
+                (*h, *l, *c) = (hi, lo, count);
             }
-            self.hi.push(hi);
-            self.lo.push(lo);
-            self.count.push(n);
+            (hi, lo) = two_sum(hi, lo);
         }
     }
 
@@ -260,15 +276,8 @@ fn bounds(plan: &Plan, part: &Partition, range: Range, events: &mut Bounds, as_o
                 }
                 run as u32
             }));
-            for (ls, &w) in events.l.iter_mut().zip(&plan.windows) {
-                let mut l = g0;
-                ls.extend((i0..i1).map(|j| {
-                    let from = ts[j] - w;
-                    while ts[l] < from {
-                        l += 1;
-                    }
-                    l as u32
-                }));
+            for (ls, ws) in events.l.chunks_mut(LANES).zip(plan.windows.chunks(LANES)) {
+                lefts_by_lanes(ts, g0, i0..i1, ws, ls);
             }
         }
         // the as-of row: only for entities with an event in [as_of - longest, as_of), and
@@ -286,6 +295,39 @@ fn bounds(plan: &Plan, part: &Partition, range: Range, events: &mut Bounds, as_o
             }
         }
         g0 = g1;
+    }
+}
+
+/// Windows whose left ends move together in one loop.
+const LANES: usize = 4;
+
+/// Appends to `ls[k]` the left end of window `ws[k]` for each row in `rows` of the entity
+/// starting at `g0`. The windows move in step, up to [`LANES`] of them: each left end first
+/// takes two steps without a branch (an end usually moves by 0, 1 or 2 rows) and only then
+/// loops, so the walks rarely mispredict and the lanes' loads overlap.
+fn lefts_by_lanes(ts: &[i64], g0: usize, rows: std::ops::Range<usize>, ws: &[i64], ls: &mut [Vec<u32>]) {
+    let lanes = ws.len();
+    debug_assert!(lanes <= LANES && lanes == ls.len());
+    // unused lanes repeat the first window and are not kept
+    let w: [i64; LANES] = std::array::from_fn(|k| ws[if k < lanes { k } else { 0 }]);
+    let mut l = [g0; LANES];
+    let start = ls[0].len();
+    for out in ls.iter_mut() {
+        out.resize(start + rows.len(), 0);
+    }
+    for (i, j) in rows.enumerate() {
+        for k in 0..LANES {
+            // `from <= ts[j]`, so no left end passes `j`
+            let from = ts[j] - w[k];
+            l[k] += (ts[l[k]] < from) as usize;
+            l[k] += (ts[l[k]] < from) as usize;
+            while ts[l[k]] < from {
+                l[k] += 1;
+            }
+        }
+        for (out, &x) in ls.iter_mut().zip(&l) {
+            out[start + i] = x as u32;
+        }
     }
 }
 
@@ -753,6 +795,65 @@ mod tests {
         let kinds: Vec<(bool, i64, i64)> = got.iter().map(|r| (r.0, part.entity[r.1], r.2)).collect();
         // entity 2's only event is 19 before as-of: inside the 25 window, so it gets an as-of row
         assert_eq!(kinds, vec![(false, 1, 12), (true, 1, 20), (true, 2, 20)]);
+    }
+
+    /// Huge amounts earlier in the partition (another entity's, and this entity's first)
+    /// must not blur the sums of small amounts after them. The exact sums are computed in
+    /// i128 units of 2^-60, in which every amount here is an integer.
+    #[test]
+    fn window_sums_stay_exact_after_huge_values() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let huge = |r: u64| ((r % (1 << 50)) as f64 + 0.25) * if r.is_multiple_of(2) { 1.0 } else { -1.0 };
+        let mut rows = vec![];
+        for t in 0..2000 {
+            rows.push((1, t, huge(next())));
+        }
+        for t in 0..3000 {
+            let cents = (next() % 100_000) as f64 / 100.0;
+            rows.push((2, t, if t < 50 { huge(next()) } else { cents }));
+        }
+        let exact = |x: f64| {
+            let units = x * 2f64.powi(60);
+            assert_eq!(units.fract(), 0.0);
+            units as i128
+        };
+        let part = sorted(rows.iter().map(|&(e, t, x)| (e, t, Some(x), Some(0))).collect());
+        let plan = plan();
+        let got = emitted(
+            &plan,
+            &part,
+            Range {
+                start: 0,
+                end: 3000,
+                as_of: None,
+            },
+        );
+        let mut worst: f64 = 0.0;
+        for (_, row, t, values) in got {
+            if part.entity[row] != 2 || t < 100 {
+                continue;
+            }
+            // feature 2: the sum over 10; feature 3: the mean over 25
+            for (k, w) in [(2, 10), (3, 25)] {
+                let window: Vec<i128> = rows
+                    .iter()
+                    .filter(|r| r.0 == 2 && r.1 >= t - w && r.1 < t)
+                    .map(|r| exact(r.2))
+                    .collect();
+                let mut want = window.iter().sum::<i128>() as f64 / 2f64.powi(60);
+                if k == 3 {
+                    want /= window.len() as f64;
+                }
+                worst = worst.max(((values[k] - want) / want).abs());
+            }
+        }
+        assert!(worst <= 1e-12, "worst relative error {worst:e}");
     }
 
     proptest! {

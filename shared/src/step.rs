@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::cli::Common;
-use crate::exit::{EXIT_SIGINT, EXIT_SIGTERM, Result};
+use crate::exit::{EXIT_SIGINT, EXIT_SIGTERM, Kind, Result};
 use crate::telemetry::{Summary, init_logs};
 
 pub use crate::telemetry::{Progress, Summary as RunSummary};
@@ -45,6 +45,13 @@ where
     A: StepArgs,
     F: AsyncFnOnce(A, &mut Summary) -> Result<()>,
 {
+    if let Some(missing) = missing_cpu_features() {
+        eprintln!(
+            "{step}: this build needs a CPU with {missing} (x86-64-v3); rebuild with \
+             RUSTFLAGS=\"-C target-cpu=x86-64\" for this one"
+        );
+        return ExitCode::from(Kind::Config.exit_code());
+    }
     let args = match A::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -112,6 +119,50 @@ where
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     ExitCode::from(code)
+}
+
+/// The instruction sets this binary was compiled to assume (`.cargo/config.toml`) that the
+/// CPU running it lacks, if any: without them it would die of an illegal instruction.
+fn missing_cpu_features() -> Option<String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let features = [
+            (
+                "avx2",
+                cfg!(target_feature = "avx2"),
+                std::is_x86_feature_detected!("avx2"),
+            ),
+            (
+                "fma",
+                cfg!(target_feature = "fma"),
+                std::is_x86_feature_detected!("fma"),
+            ),
+            (
+                "bmi2",
+                cfg!(target_feature = "bmi2"),
+                std::is_x86_feature_detected!("bmi2"),
+            ),
+            (
+                "lzcnt",
+                cfg!(target_feature = "lzcnt"),
+                std::is_x86_feature_detected!("lzcnt"),
+            ),
+            (
+                "movbe",
+                cfg!(target_feature = "movbe"),
+                std::is_x86_feature_detected!("movbe"),
+            ),
+        ];
+        let missing: Vec<&str> = features
+            .iter()
+            .filter(|(_, assumed, present)| *assumed && !present)
+            .map(|f| f.0)
+            .collect();
+        if !missing.is_empty() {
+            return Some(missing.join(", "));
+        }
+    }
+    None
 }
 
 /// Resolves on SIGTERM or SIGINT. Also arms a watchdog: if the step's work does

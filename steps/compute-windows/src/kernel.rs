@@ -207,15 +207,19 @@ impl Prefix {
     }
 }
 
-/// `a * b` as an exact pair (Dekker's product with Veltkamp's split, no FMA needed).
+/// `a * b` as an exact pair: one fused multiply-add where the CPU has it (x86-64-v3 builds),
+/// else Dekker's product with Veltkamp's split.
 #[inline]
 fn two_prod(a: f64, b: f64) -> (f64, f64) {
+    let p = a * b;
+    if cfg!(target_feature = "fma") {
+        return (p, a.mul_add(b, -p));
+    }
     let split = |x: f64| {
         let c = 134_217_729.0 * x; // 2^27 + 1
         let hi = c - (c - x);
         (hi, x - hi)
     };
-    let p = a * b;
     let ((ah, al), (bh, bl)) = (split(a), split(b));
     (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
 }
@@ -597,6 +601,13 @@ mod tests {
             }
         }
         all
+    }
+
+    #[test]
+    fn two_prod_is_exact() {
+        // (1 + 2^-30)^2 = 1 + 2^-29 + 2^-60: the last term is the product's rounding error
+        let x = 1.0 + 2f64.powi(-30);
+        assert_eq!(two_prod(x, x), (1.0 + 2f64.powi(-29), 2f64.powi(-60)));
     }
 
     /// The definition, written as plainly as possible: O(n^2).

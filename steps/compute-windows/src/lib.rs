@@ -11,6 +11,7 @@ mod cli;
 pub mod kernel;
 mod load;
 pub mod output;
+mod pool;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -137,8 +138,13 @@ type Queue = std::sync::Mutex<Vec<Vec<Partition>>>;
 
 /// One worker: takes partitions until none are left, sorts each, computes every view,
 /// writes its own files. Its buffers are reused from partition to partition.
-fn work(job: &Job, worker: usize, queue: &Queue, progress: &Progress) -> Result<(Vec<Written>, Stages), Stop> {
-    let handle = tokio::runtime::Handle::current();
+fn work(
+    job: &Job,
+    worker: usize,
+    queue: &Queue,
+    progress: &Progress,
+    handle: &tokio::runtime::Handle,
+) -> Result<(Vec<Written>, Stages), Stop> {
     let mut stages = Stages::default();
     let mut sinks: BTreeMap<(usize, FileKey), ParquetSink> = BTreeMap::new();
     let mut sorter = Sorter::default();
@@ -272,7 +278,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         input = %input, files = stats.files, row_groups = stats.row_groups, pruned = stats.row_groups_pruned,
         rows = stats.rows, "reading"
     );
-    // each chunk is split into partitions on a blocking thread while the next ones decode
+    // each chunk is split into partitions on a compute thread while the next ones decode
     let split = Arc::new(Split {
         columns,
         lo,
@@ -281,16 +287,15 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         shards: args.shards,
         partitions: threads * 16,
     });
+    let pool = Arc::new(pool::Pool::new(threads)?);
     let mut loader = Loader::new(&split);
     let mut pieces = std::pin::pin!(
         scan.chunks(threads + 1)
             .map(|chunk| {
-                let split = split.clone();
+                let (split, pool) = (split.clone(), pool.clone());
                 async move {
                     let chunk = chunk?;
-                    tokio::task::spawn_blocking(move || split.split(&chunk))
-                        .await
-                        .map_err(|e| Error::bug(format!("splitting: {e}")))?
+                    pool.run(move || split.split(&chunk)).await?
                 }
             })
             .buffered(threads)
@@ -375,8 +380,9 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
             let job = job.clone();
             let progress = progress.clone();
             let queue = queue.clone();
-            tokio::task::spawn_blocking(move || {
-                let result = work(&job, w, &queue, &progress);
+            let handle = tokio::runtime::Handle::current();
+            pool.run(move || {
+                let result = work(&job, w, &queue, &progress, &handle);
                 if result.is_err() {
                     job.failed.store(true, Ordering::Relaxed);
                 }
@@ -388,7 +394,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let mut stages = Stages::default();
     let (mut failure, mut cancelled) = (None, false);
     for w in workers {
-        match w.await.map_err(|e| Error::bug(format!("worker: {e}")))? {
+        match w.await? {
             Ok((files, s)) => {
                 written.extend(files);
                 stages.sort += s.sort;

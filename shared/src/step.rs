@@ -122,7 +122,9 @@ where
 }
 
 /// The instruction sets this binary was compiled to assume (`.cargo/config.toml`) that the
-/// CPU running it lacks, if any: without them it would die of an illegal instruction.
+/// CPU running it lacks, if any: without them it would die of an illegal instruction. Best
+/// effort: this check is compiled for those sets too, and the compiler may use AVX in it, so
+/// only CPUs that have AVX (but lack, say, AVX2) are sure to get the message.
 fn missing_cpu_features() -> Option<String> {
     #[cfg(target_arch = "x86_64")]
     {

@@ -56,3 +56,66 @@ fn equals_duckdb_range_windows_on_generated_data() {
     );
     assert!(verdict.starts_with("OK"), "compare.py: {verdict}");
 }
+
+/// SIGTERM while the workers write to S3 (moto): every unfinished multipart upload is
+/// aborted, nothing appears in the bucket, and the run exits 143.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_compute_leaves_no_object_in_s3() {
+    use featurekit::artifact::Location;
+    use featurekit_tests::{Moto, bin};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.parquet");
+    generate_transactions(&raw, &["--rows", "2000000", "--users", "100000", "--days", "40"]);
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let progress = dir.path().join("progress");
+    let child = Command::new(bin("compute-windows"))
+        .arg("--spec")
+        .arg(repo_root().join("features.yaml"))
+        .arg("--input")
+        .arg(&raw)
+        .args([
+            "--output",
+            "s3://lake/features",
+            "--start",
+            "2025-11-01",
+            "--end",
+            "2025-12-10",
+        ])
+        .args(["--threads", "2", "--log-level", "info"])
+        .envs(moto.env())
+        .env("ARGO_PROGRESS_FILE", &progress)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until a partition is done: its rows are in open uploads
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = std::fs::read_to_string(&progress)
+            .ok()
+            .and_then(|s| s.split('/').next()?.parse::<u64>().ok());
+        if done.is_some_and(|d| d > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "compute-windows made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("aborted unfinished upload"), "{stderr}");
+    assert!(!stderr.contains("dropped outside a runtime"), "{stderr}");
+    let opts = moto.options();
+    let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let left = Location::parse_with("s3://lake/", &opts).unwrap().list().await.unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

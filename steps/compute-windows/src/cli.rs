@@ -63,7 +63,7 @@ pub struct Args {
     pub created_at: Option<DateTime<Utc>>,
 
     /// How the output's Parquet pages are compressed (snappy leaves the columns it barely
-    /// shrinks uncompressed: event times, counts, sums, means)
+    /// shrinks uncompressed: event times, counts, distinct counts, sums, means)
     #[arg(long, env = "FEATUREKIT_COMPRESSION", value_enum, default_value_t = Codec::Snappy, value_name = "CODEC")]
     pub compression: Codec,
 

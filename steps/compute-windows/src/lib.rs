@@ -14,6 +14,7 @@ pub mod output;
 mod pool;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -382,11 +383,14 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
             let queue = queue.clone();
             let handle = tokio::runtime::Handle::current();
             pool.run(move || {
-                let result = work(&job, w, &queue, &progress, &handle);
-                if result.is_err() {
-                    job.failed.store(true, Ordering::Relaxed);
+                // in the runtime's context, so that files dropped unfinished (on an error, a
+                // stop or a panic) have their uploads aborted
+                let _runtime = handle.enter();
+                let result = catch_unwind(AssertUnwindSafe(|| work(&job, w, &queue, &progress, &handle)));
+                if !matches!(result, Ok(Ok(_))) {
+                    job.failed.store(true, Ordering::Relaxed); // the other workers stop too
                 }
-                result
+                result.unwrap_or_else(|panic| resume_unwind(panic))
             })
         })
         .collect();
@@ -394,16 +398,17 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let mut stages = Stages::default();
     let (mut failure, mut cancelled) = (None, false);
     for w in workers {
-        match w.await? {
-            Ok((files, s)) => {
+        // every worker is awaited, so none is still writing when the run returns
+        match w.await {
+            Ok(Ok((files, s))) => {
                 written.extend(files);
                 stages.sort += s.sort;
                 stages.windows += s.windows;
                 stages.batch += s.batch;
                 stages.write += s.write;
             }
-            Err(Stop::Failed(e)) => failure = failure.or(Some(e)),
-            Err(Stop::Cancelled) => cancelled = true,
+            Ok(Err(Stop::Failed(e))) | Err(e) => failure = failure.or(Some(e)),
+            Ok(Err(Stop::Cancelled)) => cancelled = true,
         }
     }
     match (failure, cancelled) {

@@ -62,6 +62,22 @@ pub fn generate_transactions(raw: &Path, args: &[&str]) {
     );
 }
 
+/// Waits (up to a minute) until the step writing Argo progress to `file` has done more than
+/// `rows`; panics naming `what` when it does not.
+pub fn wait_for_progress(file: &Path, rows: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.split('/').next()?.parse::<u64>().ok());
+        if done.is_some_and(|d| d > rows) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs compute-windows with the repo's features.yaml from `raw` into `out` (`args`:
 /// `--start`, `--end`, ...); returns its stdout.
 pub fn compute_windows(raw: &Path, out: &Path, args: &[&str]) -> String {

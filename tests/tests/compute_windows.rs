@@ -62,13 +62,12 @@ fn equals_duckdb_range_windows_on_generated_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_compute_leaves_no_object_in_s3() {
     use featurekit::artifact::Location;
-    use featurekit_tests::{Moto, bin};
+    use featurekit_tests::{Moto, bin, wait_for_progress};
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.parquet");
-    generate_transactions(&raw, &["--rows", "2000000", "--users", "100000", "--days", "40"]);
+    generate_transactions(&raw, &["--rows", "4000000", "--users", "200000", "--days", "40"]);
     let moto = Moto::start();
     moto.create_bucket("lake");
     let progress = dir.path().join("progress");
@@ -85,7 +84,8 @@ async fn sigterm_mid_compute_leaves_no_object_in_s3() {
             "--end",
             "2025-12-10",
         ])
-        .args(["--threads", "2", "--log-level", "info"])
+        // one worker: the signal comes after its first partition, with most of the rows to go
+        .args(["--threads", "1", "--log-level", "info"])
         .envs(moto.env())
         .env("ARGO_PROGRESS_FILE", &progress)
         .stdout(Stdio::null())
@@ -93,17 +93,7 @@ async fn sigterm_mid_compute_leaves_no_object_in_s3() {
         .spawn()
         .unwrap();
     // wait until a partition is done: its rows are in open uploads
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = std::fs::read_to_string(&progress)
-            .ok()
-            .and_then(|s| s.split('/').next()?.parse::<u64>().ok());
-        if done.is_some_and(|d| d > 0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "compute-windows made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_progress(&progress, 0, "compute-windows");
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -111,6 +101,8 @@ async fn sigterm_mid_compute_leaves_no_object_in_s3() {
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress = std::fs::read_to_string(&progress).unwrap_or_default();
+    eprintln!("stopped at {progress} rows");
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("aborted unfinished upload"), "{stderr}");
     assert!(!stderr.contains("dropped outside a runtime"), "{stderr}");

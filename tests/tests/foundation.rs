@@ -3,13 +3,12 @@
 //! command-line contract (env twins, exit codes, logs, summary).
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use featurekit::artifact::{Location, ParquetScan, ParquetSink, WriteOptions};
 use featurekit::synth::{Generator, Params};
-use featurekit_tests::{Moto, bin, files_below};
+use featurekit_tests::{Moto, bin, files_below, wait_for_progress};
 use futures::TryStreamExt;
 
 fn checksum(batches: &[RecordBatch]) -> (usize, i64) {
@@ -148,18 +147,8 @@ fn interrupt(output: &str, env: &[(&'static str, String)], signal: &str) -> (Out
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = std::fs::read_to_string(&progress)
-            .ok()
-            .and_then(|s| s.split('/').next()?.parse::<u64>().ok());
-        // wait until several row groups (and so upload parts) are out
-        if done.is_some_and(|d| d >= 3_000_000) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the generator made no progress");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // wait until several row groups (and so upload parts) are out
+    wait_for_progress(&progress, 3_000_000 - 1, "the generator");
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

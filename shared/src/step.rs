@@ -128,37 +128,15 @@ where
 fn missing_cpu_features() -> Option<String> {
     #[cfg(target_arch = "x86_64")]
     {
-        let features = [
-            (
-                "avx2",
-                cfg!(target_feature = "avx2"),
-                std::is_x86_feature_detected!("avx2"),
-            ),
-            (
-                "fma",
-                cfg!(target_feature = "fma"),
-                std::is_x86_feature_detected!("fma"),
-            ),
-            (
-                "bmi2",
-                cfg!(target_feature = "bmi2"),
-                std::is_x86_feature_detected!("bmi2"),
-            ),
-            (
-                "lzcnt",
-                cfg!(target_feature = "lzcnt"),
-                std::is_x86_feature_detected!("lzcnt"),
-            ),
-            (
-                "movbe",
-                cfg!(target_feature = "movbe"),
-                std::is_x86_feature_detected!("movbe"),
-            ),
-        ];
-        let missing: Vec<&str> = features
-            .iter()
-            .filter(|(_, assumed, present)| *assumed && !present)
-            .map(|f| f.0)
+        // each feature the build assumed and the CPU lacks
+        macro_rules! missing {
+            ($($feature:tt),*) => {
+                [$((cfg!(target_feature = $feature) && !std::is_x86_feature_detected!($feature)).then_some($feature)),*]
+            };
+        }
+        let missing: Vec<&str> = missing!("avx2", "fma", "bmi2", "lzcnt", "movbe")
+            .into_iter()
+            .flatten()
             .collect();
         if !missing.is_empty() {
             return Some(missing.join(", "));

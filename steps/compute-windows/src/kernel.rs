@@ -12,8 +12,9 @@
 //! 2. One tight loop per feature over those bounds. Both `l` and `r` only grow along the
 //!    rows, across entities too (entities are contiguous), so every aggregation keeps a
 //!    sliding state that never goes back: compensated prefix sums (about 32 digits) for sum
-//!    and mean, a monotonic deque for min and max, and for distinct counts each key's previous
-//!    and next position (one table or hash lookup per event). Each value goes to the caller
+//!    and mean, a queue of two stacks for min and max (suffix extremes and a running one, no
+//!    data-dependent branch per row), and for distinct counts each key's previous and next
+//!    position (one table or hash lookup per event). Each value goes to the caller
 //!    as `emit(row, value)`, so it can be written straight where the row goes.
 //!
 //! As-of rows go through the same loops with their own bounds.
@@ -307,27 +308,44 @@ fn bounds(plan: &Plan, part: &Partition, range: Range, events: &mut Bounds, as_o
 const LANES: usize = 4;
 
 /// Appends to `ls[k]` the left end of window `ws[k]` for each row in `rows` of the entity
-/// starting at `g0`. The windows move in step, up to [`LANES`] of them: each left end first
-/// takes two steps without a branch (an end usually moves by 0, 1 or 2 rows) and only then
-/// loops, so the walks rarely mispredict and the lanes' loads overlap.
+/// starting at `g0`. The windows move in step, up to [`LANES`] of them, each left end by up
+/// to [`STRIDE`] rows per step: it counts the events before the window's start among the next
+/// `STRIDE` at once (independent loads and compares, where one row at a time would make
+/// every move wait for the previous one's load), and it loops only when all of them are
+/// (rarely), so the walks rarely mispredict and the lanes' loads overlap.
 fn lefts_by_lanes(ts: &[i64], g0: usize, rows: std::ops::Range<usize>, ws: &[i64], ls: &mut [Vec<u32>]) {
     let lanes = ws.len();
     debug_assert!(lanes <= LANES && lanes == ls.len());
     // unused lanes repeat the first window and are not kept
     let w: [i64; LANES] = std::array::from_fn(|k| ws[if k < lanes { k } else { 0 }]);
-    let mut l = [g0; LANES];
+    // each left end starts where the first row's window does: events before it are lookback
+    let first = &ts[g0..rows.start];
+    let mut l: [usize; LANES] = std::array::from_fn(|k| g0 + first.partition_point(|&t| t < ts[rows.start] - w[k]));
     let start = ls[0].len();
     for out in ls.iter_mut() {
         out.resize(start + rows.len(), 0);
     }
     for (i, j) in rows.enumerate() {
         for k in 0..LANES {
-            // `from <= ts[j]`, so no left end passes `j`
+            // `from <= ts[j]`, and the entity's events up to `j` are sorted: the events before
+            // `from` from `l[k]` on are a run that stops before `j` (whatever follows `j`)
             let from = ts[j] - w[k];
-            l[k] += (ts[l[k]] < from) as usize;
-            l[k] += (ts[l[k]] < from) as usize;
-            while ts[l[k]] < from {
-                l[k] += 1;
+            loop {
+                let Some(next) = ts[l[k]..].first_chunk::<STRIDE>() else {
+                    while ts[l[k]] < from {
+                        l[k] += 1;
+                    }
+                    break;
+                };
+                let mut before = 0u32;
+                for (s, &t) in next.iter().enumerate() {
+                    before |= ((t < from) as u32) << s;
+                }
+                let run = (!before).trailing_zeros() as usize;
+                l[k] += run;
+                if run < STRIDE {
+                    break;
+                }
             }
         }
         for (out, &x) in ls.iter_mut().zip(&l) {
@@ -336,14 +354,19 @@ fn lefts_by_lanes(ts: &[i64], g0: usize, rows: std::ops::Range<usize>, ws: &[i64
     }
 }
 
+/// Events a window's left end may pass in one step of [`lefts_by_lanes`].
+const STRIDE: usize = 4;
+
 // ---- one feature over many windows ---------------------------------------------------
 
-/// Each key's previous and next position in a key column (`NONE` where there is none;
-/// null keys have neither and are never counted), so that a window `[l, r)` holds as many
-/// distinct keys as valid positions `j` in it with `prev[j] < l`.
+/// Each key's previous and next position in a key column, so that a window `[l, r)` holds
+/// as many distinct keys as valid positions `j` in it whose key does not occur in `[l, j)`.
+/// Encoded for branch-free loops: `after_prev[j]` is one past the previous position (0 where
+/// there is none, `NONE` for a null key, which is never counted), and `next[j]` is the next
+/// position (`NONE` where there is none).
 #[derive(Debug, Default)]
 struct Occurrences {
-    prev: Vec<u32>,
+    after_prev: Vec<u32>,
     next: Vec<u32>,
     /// Each key's last position so far: a table indexed by `key - min` when the keys span a
     /// range no wider than a few times the rows (interned strings always do), else a map.
@@ -356,11 +379,11 @@ const NONE: u32 = u32::MAX;
 impl Occurrences {
     fn fill(&mut self, col: &KeyColumn) {
         let n = col.keys.len();
-        self.prev.clear();
-        self.prev.resize(n, NONE);
+        let valid = |j: usize| col.valid.as_ref().is_none_or(|v| v[j]);
+        self.after_prev.clear();
+        self.after_prev.extend((0..n).map(|j| if valid(j) { 0 } else { NONE }));
         self.next.clear();
         self.next.resize(n, NONE);
-        let valid = |j: usize| col.valid.as_ref().is_none_or(|v| v[j]);
         let (lo, hi) = col
             .keys
             .iter()
@@ -370,7 +393,7 @@ impl Occurrences {
         let span = (hi as i128 - lo as i128 + 1).max(0) as u128;
         let mut link = |j: usize, p: u32| {
             if p != NONE {
-                self.prev[j] = p;
+                self.after_prev[j] = p + 1;
                 self.next[p as usize] = j as u32;
             }
         };
@@ -392,11 +415,46 @@ impl Occurrences {
             }
         }
     }
+}
 
-    /// Is position `j` a valid key whose previous occurrence lies before `l`?
-    #[inline]
-    fn first_since(&self, j: usize, l: usize, col: &KeyColumn) -> bool {
-        col.valid.as_ref().is_none_or(|v| v[j]) && (self.prev[j] == NONE || (self.prev[j] as usize) < l)
+/// The sliding maximum (`MAX`) or minimum of `xs` over windows `[l, r)` whose ends never go
+/// back, as `emit(row, value)`; NaN (null) is skipped. A queue made of two stacks, without a
+/// data-dependent branch per row: positions `[b, next)` taken in since the last flip are the
+/// back, summarised by their running extreme; the front, `[.., b)`, has the extreme of each
+/// suffix in `suffix[j]` (over `[j, b)`). A window is then `suffix[l]` with the back's
+/// extreme, until `l` reaches `b`: the back flips into the front, its suffixes computed in one
+/// reverse pass. Each position flips once.
+fn extreme<const MAX: bool>(
+    xs: &[f64],
+    ls: &[u32],
+    rs: &[u32],
+    empty: f64,
+    suffix: &mut Vec<f64>,
+    mut emit: impl FnMut(usize, f64),
+) {
+    // NaN is the extreme of nothing: `f64::max` and `f64::min` return the other operand
+    let pick = |a: f64, b: f64| if MAX { a.max(b) } else { a.min(b) };
+    crate::load::to_overwrite(suffix, xs.len() + 1);
+    suffix[0] = f64::NAN;
+    let (mut b, mut next, mut back) = (0usize, 0usize, f64::NAN);
+    for (i, (&l, &r)) in ls.iter().zip(rs).enumerate() {
+        let (l, r) = (l as usize, r as usize);
+        while next < r {
+            back = pick(back, xs[next]);
+            next += 1;
+        }
+        if l >= b {
+            // the window has left the front: the back becomes it
+            let mut acc = f64::NAN;
+            suffix[next] = acc;
+            for j in (b..next).rev() {
+                acc = pick(xs[j], acc);
+                suffix[j] = acc;
+            }
+            (b, back) = (next, f64::NAN);
+        }
+        let v = pick(suffix[l], back);
+        emit(i, if v.is_nan() { empty } else { v });
     }
 }
 
@@ -407,7 +465,7 @@ fn feature(
     prefixes: &[Prefix],
     occurrences: &[Occurrences],
     bounds: &Bounds,
-    deque: &mut Vec<u32>,
+    suffix: &mut Vec<f64>,
     mut emit: impl FnMut(usize, f64),
 ) {
     let ls = &bounds.l[f.window];
@@ -441,53 +499,20 @@ fn feature(
                 )
             });
         }
-        (Aggregation::Min | Aggregation::Max, Input::Value(c)) => {
-            let xs = &part.values[c];
-            let max = f.aggregation == Aggregation::Max;
-            // the deque is deque[head..]: pushed and popped at the back, left at the front
-            deque.clear();
-            let mut head = 0;
-            let mut sr = 0;
-            pairs.for_each(|(i, (l, r))| {
-                for j in sr..r {
-                    let x = xs[j];
-                    if x.is_nan() {
-                        continue;
-                    }
-                    while deque.len() > head {
-                        let y = xs[deque[deque.len() - 1] as usize];
-                        if (max && y > x) || (!max && y < x) {
-                            break;
-                        }
-                        deque.pop();
-                    }
-                    deque.push(j as u32);
-                }
-                sr = sr.max(r);
-                while head < deque.len() && (deque[head] as usize) < l {
-                    head += 1;
-                }
-                emit(i, deque.get(head).map_or(f.empty, |&j| xs[j as usize]))
-            });
-        }
+        (Aggregation::Max, Input::Value(c)) => extreme::<true>(&part.values[c], ls, rs, f.empty, suffix, emit),
+        (Aggregation::Min, Input::Value(c)) => extreme::<false>(&part.values[c], ls, rs, f.empty, suffix, emit),
         (Aggregation::CountDistinct, Input::Key(c)) => {
-            let col = &part.keys[c];
             let occ = &occurrences[c];
-            let valid = |j: usize| col.valid.as_ref().is_none_or(|v| v[j]);
-            // distinct = #{j in [sl, sr) : prev[j] < sl}
+            // distinct = #{j in [sl, sr) : after_prev[j] <= sl}
             let (mut sl, mut sr, mut distinct) = (0usize, 0usize, 0i64);
             pairs.for_each(|(i, (l, r))| {
                 for j in sr..r {
-                    distinct += occ.first_since(j, sl, col) as i64;
+                    distinct += (occ.after_prev[j] as usize <= sl) as i64;
                 }
                 sr = sr.max(r);
-                for i in sl..l {
-                    if valid(i) {
-                        // i leaves; the next occurrence of its key, if inside, becomes first
-                        let next = occ.next[i];
-                        distinct -= 1;
-                        distinct += (next != NONE && (next as usize) < sr) as i64;
-                    }
+                for j in sl..l {
+                    // j leaves (if valid); the next occurrence of its key, if inside, becomes first
+                    distinct += ((occ.next[j] as usize) < sr) as i64 - (occ.after_prev[j] != NONE) as i64;
                 }
                 sl = sl.max(l);
                 emit(i, if distinct == 0 { f.empty } else { distinct as f64 })
@@ -508,8 +533,8 @@ pub struct Kernel<'a> {
     as_of: Bounds,
     prefixes: Vec<Prefix>,
     occurrences: Vec<Occurrences>,
-    /// The monotonic deque of min and max.
-    deque: Vec<u32>,
+    /// The suffix extremes of min and max.
+    suffix: Vec<f64>,
 }
 
 impl<'a> Kernel<'a> {
@@ -520,7 +545,7 @@ impl<'a> Kernel<'a> {
             as_of: Bounds::default(),
             prefixes: Vec::new(),
             occurrences: Vec::new(),
-            deque: Vec::new(),
+            suffix: Vec::new(),
         }
     }
 
@@ -569,7 +594,7 @@ impl<'a> Kernel<'a> {
             &self.prefixes,
             &self.occurrences,
             bounds,
-            &mut self.deque,
+            &mut self.suffix,
             emit,
         );
     }

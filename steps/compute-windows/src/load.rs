@@ -314,7 +314,8 @@ impl Split {
                 continue;
             }
             kept.push(i as u32);
-            part.push(((hash >> 32) % partitions as u64) as u32);
+            // the top half of the hash scaled to [0, partitions): a multiply, not a division
+            part.push((((hash >> 32) * partitions as u64) >> 32) as u32);
         }
         piece.rows_kept += kept.len() as u64;
         // grouped by partition (a counting sort), each partition's rows in input order

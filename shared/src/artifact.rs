@@ -12,9 +12,10 @@
 //! [`crate::env::CLOUD_SDK_VARIABLES`]); they never appear in a [`Location`]'s display.
 //!
 //! Writes are atomic: [`ParquetSink`] streams a file as a multipart upload that only
-//! becomes visible when [`ParquetSink::finish`] completes it. A sink dropped before
-//! that (an error, a signal) aborts its upload; the step runtime waits for those
-//! aborts ([`settle_aborts`]) before the process exits, so no partial or temporary
+//! becomes visible when [`ParquetSink::finish`] completes it, or, for a local file, into
+//! a hidden temporary file renamed at the end. A sink dropped before that (an error, a
+//! signal) removes its temporary file or aborts its upload; the step runtime waits for
+//! those aborts ([`settle_aborts`]) before the process exits, so no partial or temporary
 //! object is left behind.
 
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ use parquet::arrow::ProjectionMask;
 // (apache/arrow-rs#10308); it still is the plainest correct reader over object_store.
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
@@ -51,6 +52,8 @@ use crate::exit::{Error, Result};
 pub struct Location {
     store: Arc<dyn ObjectStore>,
     path: Path,
+    /// The path in the file system, for a local location.
+    file: Option<std::path::PathBuf>,
     /// The URL as given, without credentials or query: safe to log.
     shown: String,
 }
@@ -166,7 +169,12 @@ impl Location {
                 )));
             }
         };
-        Ok(Location { store, path, shown })
+        Ok(Location {
+            store,
+            path,
+            file: None,
+            shown,
+        })
     }
 
     fn local(p: &std::path::Path, shown: String) -> Result<Location> {
@@ -175,6 +183,7 @@ impl Location {
         Ok(Location {
             store: Arc::new(LocalFileSystem::new()),
             path,
+            file: Some(abs),
             shown,
         })
     }
@@ -188,8 +197,18 @@ impl Location {
         Location {
             store: self.store.clone(),
             path,
+            file: self.file.as_ref().map(|f| {
+                name.split('/')
+                    .filter(|s| !s.is_empty())
+                    .fold(f.clone(), |f, s| f.join(s))
+            }),
             shown: format!("{}/{}", self.shown.trim_end_matches('/'), name),
         }
+    }
+
+    /// The path in the file system, for a local location.
+    pub fn file_path(&self) -> Option<std::path::PathBuf> {
+        self.file.clone()
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -327,14 +346,8 @@ impl Default for WriteOptions {
 }
 
 /// Upload part size: encoded bytes are handed to the store in chunks this big (S3 and GCS
-/// take no smaller part but the last; local files have no minimum).
-fn part_bytes(store: &dyn ObjectStore) -> usize {
-    if store.to_string().starts_with("LocalFileSystem") {
-        1024 * 1024
-    } else {
-        5 * 1024 * 1024
-    }
-}
+/// take no smaller part but the last).
+const PART_BYTES: usize = 5 * 1024 * 1024;
 /// Footers read at once when planning a scan.
 const FOOTERS_IN_FLIGHT: usize = 16;
 /// Parts in flight at once per file.
@@ -342,13 +355,29 @@ const PARTS_IN_FLIGHT: usize = 4;
 
 /// One Parquet file being written, atomically: it appears when [`finish`](Self::finish)
 /// returns and never if the sink is dropped before.
+///
+/// Into an object store, the encoded bytes go up as the parts of a multipart upload, which
+/// completes at the end. A local file is written in place under a hidden temporary name in
+/// its directory (Arrow datasets and [`Location::list`] skip names starting with `.`),
+/// renamed at the end: the row groups go from the encoder straight to the file, without the
+/// two copies (into the upload's buffer, into its part) an upload makes.
 pub struct ParquetSink {
     location: Location,
-    part_bytes: usize,
     row_group_bytes: usize,
-    writer: Option<ArrowWriter<Vec<u8>>>,
-    upload: Option<WriteMultipart>,
+    target: Option<Target>,
     rows: u64,
+}
+
+enum Target {
+    Upload {
+        writer: ArrowWriter<Vec<u8>>,
+        upload: WriteMultipart,
+    },
+    File {
+        writer: ArrowWriter<std::fs::File>,
+        temporary: std::path::PathBuf,
+        path: std::path::PathBuf,
+    },
 }
 
 /// What a finished file holds.
@@ -357,6 +386,9 @@ pub struct Written {
     pub rows: u64,
     pub bytes: u64,
 }
+
+/// Temporary files of this process, numbered.
+static TEMPORARIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl ParquetSink {
     pub async fn create(location: &Location, schema: SchemaRef, options: &WriteOptions) -> Result<ParquetSink> {
@@ -381,54 +413,80 @@ impl ParquetSink {
         for name in &options.uncompressed {
             props = props.set_column_compression(ColumnPath::from(name.as_str()), Compression::UNCOMPRESSED);
         }
-        let props = props.build();
-        let part_bytes = part_bytes(location.store.as_ref());
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))
-            .map_err(|e| Error::from(e).context(location.shown.clone()))?;
-        let upload = location
-            .store
-            .put_multipart(&location.path)
-            .await
-            .map_err(|e| Error::from(e).context(format!("creating {}", location.shown)))?;
+        let props = Some(props.build());
+        let shown = &location.shown;
+        let target = match location.file_path() {
+            Some(path) => {
+                let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+                let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                let n = TEMPORARIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let temporary = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+                let creating = |e: std::io::Error| Error::from(e).context(format!("creating {shown}"));
+                std::fs::create_dir_all(dir).map_err(creating)?;
+                let file = std::fs::File::create(&temporary).map_err(creating)?;
+                // (from here on, a failure drops the target, which removes the file)
+                let writer = ArrowWriter::try_new(file, schema, props);
+                let writer = writer.map_err(|e| {
+                    let _ = std::fs::remove_file(&temporary);
+                    Error::from(e).context(shown.clone())
+                })?;
+                Target::File {
+                    writer,
+                    temporary,
+                    path,
+                }
+            }
+            None => {
+                let writer = ArrowWriter::try_new(Vec::new(), schema, props)
+                    .map_err(|e| Error::from(e).context(shown.clone()))?;
+                let upload = location
+                    .store
+                    .put_multipart(&location.path)
+                    .await
+                    .map_err(|e| Error::from(e).context(format!("creating {shown}")))?;
+                Target::Upload {
+                    writer,
+                    upload: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
+                }
+            }
+        };
         Ok(ParquetSink {
             location: location.clone(),
-            part_bytes,
             row_group_bytes: options.row_group_bytes,
-            writer: Some(writer),
-            upload: Some(WriteMultipart::new_with_chunk_size(upload, part_bytes)),
+            target: Some(target),
             rows: 0,
         })
     }
 
-    /// Encodes a batch; full row groups go to the store as they fill.
+    /// Encodes a batch; full row groups go to the file or the store as they fill.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let writer = self.writer.as_mut().expect("sink used after finish");
-        writer
-            .write(batch)
-            .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
+        let writing =
+            |e: parquet::errors::ParquetError| Error::from(e).context(format!("writing {}", self.location.shown));
+        match self.target.as_mut().expect("sink used after finish") {
+            Target::File { writer, .. } => {
+                writer.write(batch).map_err(writing)?;
+                if writer.in_progress_size() >= self.row_group_bytes {
+                    writer.flush().map_err(writing)?;
+                }
+            }
+            Target::Upload { writer, upload } => {
+                writer.write(batch).map_err(writing)?;
+                if writer.in_progress_size() >= self.row_group_bytes {
+                    reserve_row_group(writer);
+                    writer.flush().map_err(writing)?;
+                }
+                if writer.inner().len() >= PART_BYTES {
+                    // hands the encoded bytes to the upload, waiting while too many parts are in flight
+                    let bytes = std::mem::take(writer.inner_mut());
+                    upload
+                        .wait_for_capacity(PARTS_IN_FLIGHT)
+                        .await
+                        .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
+                    upload.put(bytes.into());
+                }
+            }
+        }
         self.rows += batch.num_rows() as u64;
-        if writer.in_progress_size() >= self.row_group_bytes {
-            reserve_row_group(writer);
-            writer
-                .flush()
-                .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
-        }
-        if writer.inner().len() >= self.part_bytes {
-            self.ship().await?;
-        }
-        Ok(())
-    }
-
-    /// Hands the encoded bytes to the upload, waiting while too many parts are in flight.
-    async fn ship(&mut self) -> Result<()> {
-        let writer = self.writer.as_mut().expect("sink used after finish");
-        let bytes = std::mem::take(writer.inner_mut());
-        let upload = self.upload.as_mut().expect("sink used after finish");
-        upload
-            .wait_for_capacity(PARTS_IN_FLIGHT)
-            .await
-            .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
-        upload.put(bytes.into());
         Ok(())
     }
 
@@ -437,20 +495,41 @@ impl ParquetSink {
         self.rows
     }
 
-    /// Writes the footer and completes the upload: the file becomes visible.
+    /// Writes the footer and completes the file or upload: the file becomes visible.
     pub async fn finish(mut self) -> Result<Written> {
-        let mut writer = self.writer.take().expect("sink finished twice");
-        reserve_row_group(&mut writer);
-        writer
-            .finish()
-            .map_err(|e| Error::from(e).context(format!("writing {}", self.location.shown)))?;
-        let bytes = writer.bytes_written() as u64;
-        let rest = std::mem::take(writer.inner_mut());
-        let mut upload = self.upload.take().expect("sink finished twice");
-        upload.put(rest.into());
-        if let Err(e) = upload.finish().await {
-            return Err(Error::from(e).context(format!("completing {}", self.location.shown)));
-        }
+        let shown = self.location.shown.clone();
+        let writing = |e: parquet::errors::ParquetError| Error::from(e).context(format!("writing {shown}"));
+        let bytes = match self.target.take().expect("sink finished twice") {
+            Target::File {
+                mut writer,
+                temporary,
+                path,
+            } => {
+                let done = writer.finish().map_err(writing).map(|_| writer.bytes_written() as u64);
+                let done = done.and_then(|bytes| {
+                    std::fs::rename(&temporary, &path)
+                        .map(|()| bytes)
+                        .map_err(|e| Error::from(e).context(format!("completing {shown}")))
+                });
+                if done.is_err() {
+                    let _ = std::fs::remove_file(&temporary);
+                }
+                done?
+            }
+            Target::Upload { mut writer, mut upload } => {
+                reserve_row_group(&mut writer);
+                if let Err(e) = writer.finish() {
+                    abort(upload, shown.clone());
+                    return Err(writing(e));
+                }
+                let bytes = writer.bytes_written() as u64;
+                upload.put(std::mem::take(writer.inner_mut()).into());
+                if let Err(e) = upload.finish().await {
+                    return Err(Error::from(e).context(format!("completing {shown}")));
+                }
+                bytes
+            }
+        };
         Ok(Written { rows: self.rows, bytes })
     }
 }
@@ -464,20 +543,32 @@ fn reserve_row_group(writer: &mut ArrowWriter<Vec<u8>>) {
 
 impl Drop for ParquetSink {
     fn drop(&mut self) {
-        let Some(upload) = self.upload.take() else { return };
         let shown = self.location.shown.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                let task = rt.spawn(async move {
-                    match upload.abort().await {
-                        Ok(()) => tracing::info!(output = %shown, "aborted unfinished upload"),
-                        Err(e) => tracing::warn!(output = %shown, error = %e, "could not abort unfinished upload"),
-                    }
-                });
-                ABORTS.lock().expect("abort registry").push(task);
+        match self.target.take() {
+            None => {}
+            Some(Target::File { temporary, .. }) => {
+                if let Err(e) = std::fs::remove_file(&temporary) {
+                    tracing::warn!(output = %shown, error = %e, "could not remove an unfinished file");
+                }
             }
-            Err(_) => tracing::warn!(output = %shown, "unfinished upload dropped outside a runtime"),
+            Some(Target::Upload { upload, .. }) => abort(upload, shown),
         }
+    }
+}
+
+/// Aborts an unfinished upload in the background; [`settle_aborts`] waits for it.
+fn abort(upload: WriteMultipart, shown: String) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            let task = rt.spawn(async move {
+                match upload.abort().await {
+                    Ok(()) => tracing::info!(output = %shown, "aborted unfinished upload"),
+                    Err(e) => tracing::warn!(output = %shown, error = %e, "could not abort unfinished upload"),
+                }
+            });
+            ABORTS.lock().expect("abort registry").push(task);
+        }
+        Err(_) => tracing::warn!(output = %shown, "unfinished upload dropped outside a runtime"),
     }
 }
 
@@ -747,6 +838,21 @@ impl ScanPlan {
     /// Decodes row groups on the runtime's threads, `concurrency` at a time, and yields
     /// them in file and row-group order.
     pub fn chunks(self, concurrency: usize) -> impl Stream<Item = Result<Chunk>> {
+        self.fetches(concurrency)
+            .map(|fetched| async move {
+                let fetched = fetched?;
+                tokio::task::spawn_blocking(move || fetched.decode())
+                    .await
+                    .map_err(|e| Error::bug(format!("reader task: {e}")))?
+            })
+            .buffered(concurrency.max(1))
+    }
+
+    /// Fetches the bytes of row groups, `concurrency` at a time, and yields them in file and
+    /// row-group order, to be decoded ([`Fetched::decode`]) on whichever thread the caller
+    /// chooses: the thread that then works on the rows, whose allocator has the decoded
+    /// memory at hand once it is freed.
+    pub fn fetches(self, concurrency: usize) -> impl Stream<Item = Result<Fetched>> {
         let ScanPlan {
             store,
             files,
@@ -758,34 +864,78 @@ impl ScanPlan {
             .map(move |unit| {
                 let store = store.clone();
                 let files = files.clone();
-                tokio::spawn(async move { read_unit(store, &files[unit.file], unit, batch_rows).await })
+                tokio::spawn(async move { fetch_unit(store, &files[unit.file], unit, batch_rows).await })
             })
             .buffered(concurrency.max(1))
             .map(|joined| joined.map_err(|e| Error::bug(format!("reader task: {e}")))?)
     }
 }
 
-#[allow(deprecated)]
+/// A row group's bytes, fetched but not decoded.
+pub struct Fetched {
+    file: String,
+    first_row: u64,
+    /// `None` when the row group has nothing to decode.
+    reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+}
+
+impl Fetched {
+    /// Decodes the row group's batches (the CPU work of a read).
+    pub fn decode(self) -> Result<Chunk> {
+        let batches = match self.reader {
+            Some(reader) => reader
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::from(e).context(self.file.clone()))?,
+            None => Vec::new(),
+        };
+        Ok(Chunk {
+            file: self.file,
+            first_row: self.first_row,
+            batches,
+        })
+    }
+}
+
 async fn read_unit(
+    store: Arc<dyn ObjectStore>,
+    file: &(ObjectMeta, ArrowReaderMetadata, ProjectionMask),
+    unit: Unit,
+    batch_rows: usize,
+) -> Result<Chunk> {
+    fetch_unit(store, file, unit, batch_rows).await?.decode()
+}
+
+async fn fetch_unit(
     store: Arc<dyn ObjectStore>,
     (meta, reader_meta, mask): &(ObjectMeta, ArrowReaderMetadata, ProjectionMask),
     unit: Unit,
     batch_rows: usize,
-) -> Result<Chunk> {
-    let reader = ParquetObjectReader::new(store, meta.location.clone()).with_file_size(meta.size);
-    let batches = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, reader_meta.clone())
+) -> Result<Fetched> {
+    use parquet::DecodeResult;
+    use parquet::arrow::push_decoder::ParquetPushDecoderBuilder;
+    let mut decoder = ParquetPushDecoderBuilder::new_with_metadata(reader_meta.clone())
         .with_projection(mask.clone())
         .with_row_groups(vec![unit.row_group])
         .with_batch_size(batch_rows)
         .build()
-        .map_err(|e| file_error(meta, e))?
-        .try_collect()
-        .await
         .map_err(|e| file_error(meta, e))?;
-    Ok(Chunk {
+    let reader = loop {
+        match decoder.try_next_reader().map_err(|e| file_error(meta, e))? {
+            DecodeResult::NeedsData(ranges) => {
+                let data = store
+                    .get_ranges(&meta.location, &ranges)
+                    .await
+                    .map_err(|e| file_error(meta, e))?;
+                decoder.push_ranges(ranges, data).map_err(|e| file_error(meta, e))?;
+            }
+            DecodeResult::Data(reader) => break Some(reader),
+            DecodeResult::Finished => break None,
+        }
+    };
+    Ok(Fetched {
         file: meta.location.to_string(),
         first_row: unit.first_row,
-        batches,
+        reader,
     })
 }
 
@@ -974,6 +1124,10 @@ mod tests {
             .await
             .unwrap();
         sink.write(&batch(0, 200_000)).await.unwrap();
+        let only_hidden = walk(dir.path())
+            .iter()
+            .all(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'));
+        assert!(only_hidden, "an unfinished file is visible: {:?}", walk(dir.path()));
         drop(sink);
         settle_aborts(Duration::from_secs(5)).await;
         let left: Vec<_> = walk(dir.path());

@@ -135,13 +135,35 @@ impl From<object_store::Error> for Error {
     }
 }
 
+/// The kind of a file-system failure: refused access is configuration, a missing file the
+/// input's fault, the rest (a full disk, say) may pass.
+pub fn io_kind(err: &std::io::Error) -> Kind {
+    use std::io::ErrorKind as E;
+    match err.kind() {
+        E::PermissionDenied | E::ReadOnlyFilesystem => Kind::Config,
+        E::NotFound => Kind::Data,
+        _ => Kind::Transient,
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        let kind = io_kind(&err);
+        Error::new(kind, err)
+    }
+}
+
 impl From<parquet::errors::ParquetError> for Error {
     fn from(err: parquet::errors::ParquetError) -> Self {
         use parquet::errors::ParquetError as P;
         let kind = match &err {
-            P::External(e) => match e.downcast_ref::<object_store::Error>() {
-                Some(os) => object_store_kind(os),
-                None => Kind::Data,
+            P::External(e) => match (
+                e.downcast_ref::<object_store::Error>(),
+                e.downcast_ref::<std::io::Error>(),
+            ) {
+                (Some(os), _) => object_store_kind(os),
+                (None, Some(io)) => io_kind(io),
+                (None, None) => Kind::Data,
             },
             _ => Kind::Data,
         };

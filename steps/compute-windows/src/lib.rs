@@ -279,7 +279,9 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         input = %input, files = stats.files, row_groups = stats.row_groups, pruned = stats.row_groups_pruned,
         rows = stats.rows, "reading"
     );
-    // each chunk is split into partitions on a compute thread while the next ones decode
+    // each row group is decoded and split into partitions on a compute thread (whose
+    // allocator then has the decoded memory at hand for the pieces) while the next ones
+    // are fetched
     let split = Arc::new(Split {
         columns,
         lo,
@@ -291,12 +293,12 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let pool = Arc::new(pool::Pool::new(threads)?);
     let mut loader = Loader::new(&split);
     let mut pieces = std::pin::pin!(
-        scan.chunks(threads + 1)
-            .map(|chunk| {
+        scan.fetches(threads + 1)
+            .map(|fetched| {
                 let (split, pool) = (split.clone(), pool.clone());
                 async move {
-                    let chunk = chunk?;
-                    pool.run(move || split.split(&chunk)).await?
+                    let fetched = fetched?;
+                    pool.run(move || split.split(&fetched.decode()?)).await?
                 }
             })
             .buffered(threads)

@@ -288,6 +288,13 @@ impl Split {
         let raw = ts.raw.values();
         let partitions = self.partitions.max(1);
         let (shard, shards) = (self.shard as u64, self.shards as u64);
+        // the top half of the hash modulo the partitions: a mask, not a division, when they
+        // are a power of two (as they are on a machine with a power-of-two number of cores)
+        let mask = partitions.is_power_of_two().then(|| partitions as u64 - 1);
+        let partition = |hash: u64| match mask {
+            Some(mask) => ((hash >> 32) & mask) as u32,
+            None => ((hash >> 32) % partitions as u64) as u32,
+        };
         let mut kept = Vec::with_capacity(n);
         let mut part = Vec::with_capacity(n);
         for i in 0..n {
@@ -314,8 +321,7 @@ impl Split {
                 continue;
             }
             kept.push(i as u32);
-            // the top half of the hash scaled to [0, partitions): a multiply, not a division
-            part.push((((hash >> 32) * partitions as u64) >> 32) as u32);
+            part.push(partition(hash));
         }
         piece.rows_kept += kept.len() as u64;
         // grouped by partition (a counting sort), each partition's rows in input order

@@ -377,13 +377,15 @@ struct Occurrences {
 const NONE: u32 = u32::MAX;
 
 impl Occurrences {
+    /// One pass forward finds the previous positions and one backward the next: each writes
+    /// its array in order and looks up only each key's last position so far (in a table
+    /// small enough for the cache), where `next` written from the forward pass would take a
+    /// write anywhere in the partition per event.
     fn fill(&mut self, col: &KeyColumn) {
         let n = col.keys.len();
         let valid = |j: usize| col.valid.as_ref().is_none_or(|v| v[j]);
-        self.after_prev.clear();
-        self.after_prev.extend((0..n).map(|j| if valid(j) { 0 } else { NONE }));
-        self.next.clear();
-        self.next.resize(n, NONE);
+        crate::load::to_overwrite(&mut self.after_prev, n);
+        crate::load::to_overwrite(&mut self.next, n);
         let (lo, hi) = col
             .keys
             .iter()
@@ -391,27 +393,29 @@ impl Occurrences {
             .filter(|&(j, _)| valid(j))
             .fold((i64::MAX, i64::MIN), |(lo, hi), (_, &k)| (lo.min(k), hi.max(k)));
         let span = (hi as i128 - lo as i128 + 1).max(0) as u128;
-        let mut link = |j: usize, p: u32| {
-            if p != NONE {
-                self.after_prev[j] = p + 1;
-                self.next[p as usize] = j as u32;
-            }
-        };
+        let after = |p: u32| if p == NONE { 0 } else { p + 1 };
+        let keys = col.keys.iter().enumerate();
         if span <= 2 * n as u128 + 65_536 {
-            self.table.clear();
-            self.table.resize(span as usize, NONE);
-            for (j, &key) in col.keys.iter().enumerate() {
-                if valid(j) {
-                    let p = std::mem::replace(&mut self.table[(key - lo) as usize], j as u32);
-                    link(j, p);
-                }
+            let table = &mut self.table;
+            let last = |table: &mut Vec<u32>, j: usize, key: i64| std::mem::replace(&mut table[(key - lo) as usize], j as u32);
+            table.clear();
+            table.resize(span as usize, NONE);
+            for ((j, &key), a) in keys.clone().zip(&mut self.after_prev) {
+                *a = if valid(j) { after(last(table, j, key)) } else { NONE };
+            }
+            table.fill(NONE);
+            for ((j, &key), x) in keys.rev().zip(self.next.iter_mut().rev()) {
+                *x = if valid(j) { last(table, j, key) } else { NONE };
             }
         } else {
-            self.last.clear();
-            for (j, &key) in col.keys.iter().enumerate() {
-                if valid(j) {
-                    link(j, self.last.insert(key, j as u32).unwrap_or(NONE));
-                }
+            let map = &mut self.last;
+            map.clear();
+            for ((j, &key), a) in keys.clone().zip(&mut self.after_prev) {
+                *a = if valid(j) { after(map.insert(key, j as u32).unwrap_or(NONE)) } else { NONE };
+            }
+            map.clear();
+            for ((j, &key), x) in keys.rev().zip(self.next.iter_mut().rev()) {
+                *x = if valid(j) { map.insert(key, j as u32).unwrap_or(NONE) } else { NONE };
             }
         }
     }

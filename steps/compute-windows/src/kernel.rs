@@ -397,7 +397,8 @@ impl Occurrences {
         let keys = col.keys.iter().enumerate();
         if span <= 2 * n as u128 + 65_536 {
             let table = &mut self.table;
-            let last = |table: &mut Vec<u32>, j: usize, key: i64| std::mem::replace(&mut table[(key - lo) as usize], j as u32);
+            let last =
+                |table: &mut Vec<u32>, j: usize, key: i64| std::mem::replace(&mut table[(key - lo) as usize], j as u32);
             table.clear();
             table.resize(span as usize, NONE);
             for ((j, &key), a) in keys.clone().zip(&mut self.after_prev) {
@@ -411,11 +412,19 @@ impl Occurrences {
             let map = &mut self.last;
             map.clear();
             for ((j, &key), a) in keys.clone().zip(&mut self.after_prev) {
-                *a = if valid(j) { after(map.insert(key, j as u32).unwrap_or(NONE)) } else { NONE };
+                *a = if valid(j) {
+                    after(map.insert(key, j as u32).unwrap_or(NONE))
+                } else {
+                    NONE
+                };
             }
             map.clear();
             for ((j, &key), x) in keys.rev().zip(self.next.iter_mut().rev()) {
-                *x = if valid(j) { map.insert(key, j as u32).unwrap_or(NONE) } else { NONE };
+                *x = if valid(j) {
+                    map.insert(key, j as u32).unwrap_or(NONE)
+                } else {
+                    NONE
+                };
             }
         }
     }

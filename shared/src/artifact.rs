@@ -419,11 +419,19 @@ impl ParquetSink {
             Some(path) => {
                 let dir = path.parent().unwrap_or(std::path::Path::new("/"));
                 let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                let n = TEMPORARIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let temporary = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
                 let creating = |e: std::io::Error| Error::from(e).context(format!("creating {shown}"));
                 std::fs::create_dir_all(dir).map_err(creating)?;
-                let file = std::fs::File::create(&temporary).map_err(creating)?;
+                // a name no other writer holds: another process (a pod is often PID 1 too, and
+                // a retried pod may still run beside its successor) moves on to the next number
+                let (file, temporary) = loop {
+                    let n = TEMPORARIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let temporary = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+                    match std::fs::File::create_new(&temporary) {
+                        Ok(file) => break (file, temporary),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(creating(e)),
+                    }
+                };
                 // (from here on, a failure drops the target, which removes the file)
                 let writer = ArrowWriter::try_new(file, schema, props);
                 let writer = writer.map_err(|e| {
@@ -506,6 +514,7 @@ impl ParquetSink {
                 path,
             } => {
                 let done = writer.finish().map_err(writing).map(|_| writer.bytes_written() as u64);
+                drop(writer); // the file is closed before it is renamed or removed
                 let done = done.and_then(|bytes| {
                     std::fs::rename(&temporary, &path)
                         .map(|()| bytes)
@@ -546,7 +555,8 @@ impl Drop for ParquetSink {
         let shown = self.location.shown.clone();
         match self.target.take() {
             None => {}
-            Some(Target::File { temporary, .. }) => {
+            Some(Target::File { writer, temporary, .. }) => {
+                drop(writer); // the file is closed before it is removed
                 if let Err(e) = std::fs::remove_file(&temporary) {
                     tracing::warn!(output = %shown, error = %e, "could not remove an unfinished file");
                 }
@@ -1132,6 +1142,31 @@ mod tests {
         settle_aborts(Duration::from_secs(5)).await;
         let left: Vec<_> = walk(dir.path());
         assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_page_is_a_data_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.parquet");
+        let out = Location::parse(path.to_str().unwrap()).unwrap();
+        let mut sink = ParquetSink::create(&out, batch(0, 1).schema(), &WriteOptions::default())
+            .await
+            .unwrap();
+        sink.write(&batch(0, 100_000)).await.unwrap();
+        sink.finish().await.unwrap();
+        // the footer stays intact: the first data page's header is overwritten
+        let mut bytes = std::fs::read(&path).unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
+        let column = parquet::file::reader::FileReader::metadata(&reader)
+            .row_group(0)
+            .column(0)
+            .clone();
+        let at = column.dictionary_page_offset().unwrap_or(column.data_page_offset()) as usize;
+        bytes[at..at + 16].fill(0xFF);
+        std::fs::write(&path, bytes).unwrap();
+        let err = ParquetScan::open(&out).await.unwrap().collect().await.unwrap_err();
+        assert_eq!(err.kind(), Kind::Data, "{err}");
+        assert!(err.to_string().contains("x.parquet"), "{err}");
     }
 
     fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -135,12 +135,12 @@ impl From<object_store::Error> for Error {
     }
 }
 
-/// The kind of a file-system failure: refused access is configuration, a missing file the
-/// input's fault, the rest (a full disk, say) may pass.
+/// The kind of a file-system failure: refused access or an impossible path is configuration,
+/// a missing file the input's fault, the rest (a full disk, say) may pass.
 pub fn io_kind(err: &std::io::Error) -> Kind {
     use std::io::ErrorKind as E;
     match err.kind() {
-        E::PermissionDenied | E::ReadOnlyFilesystem => Kind::Config,
+        E::PermissionDenied | E::ReadOnlyFilesystem | E::NotADirectory | E::InvalidFilename => Kind::Config,
         E::NotFound => Kind::Data,
         _ => Kind::Transient,
     }
@@ -177,6 +177,8 @@ impl From<arrow::error::ArrowError> for Error {
         let kind = match &err {
             A::IoError(..) | A::ExternalError(..) => Kind::Transient,
             A::SchemaError(..) | A::CastError(..) | A::ParseError(..) | A::InvalidArgumentError(..) => Kind::Data,
+            // what a Parquet reader reports of a page it cannot decode: the file is broken
+            A::ParquetError(..) => Kind::Data,
             _ => Kind::Bug,
         };
         Error::new(kind, err)

@@ -13,8 +13,8 @@
 //!    rows, across entities too (entities are contiguous), so every aggregation keeps a
 //!    sliding state that never goes back: compensated prefix sums (about 32 digits) for sum
 //!    and mean, a queue of two stacks for min and max (suffix extremes and a running one, no
-//!    data-dependent branch per row), and for distinct counts each key's previous and next
-//!    position (one table or hash lookup per event). Each value goes to the caller
+//!    branch on the values), and for distinct counts each key's previous and next position
+//!    (a pass forward and one backward, a table or hash lookup per event in each). Each value goes to the caller
 //!    as `emit(row, value)`, so it can be written straight where the row goes.
 //!
 //! As-of rows go through the same loops with their own bounds.
@@ -431,12 +431,12 @@ impl Occurrences {
 }
 
 /// The sliding maximum (`MAX`) or minimum of `xs` over windows `[l, r)` whose ends never go
-/// back, as `emit(row, value)`; NaN (null) is skipped. A queue made of two stacks, without a
-/// data-dependent branch per row: positions `[b, next)` taken in since the last flip are the
-/// back, summarised by their running extreme; the front, `[.., b)`, has the extreme of each
-/// suffix in `suffix[j]` (over `[j, b)`). A window is then `suffix[l]` with the back's
-/// extreme, until `l` reaches `b`: the back flips into the front, its suffixes computed in one
-/// reverse pass. Each position flips once.
+/// back, as `emit(row, value)`; NaN (null) is skipped, and of tied values the earliest is
+/// given. A queue made of two stacks, without a branch on the values: positions `[b, next)`
+/// taken in since the last flip are the back, summarised by their running extreme; the
+/// front, `[.., b)`, has the extreme of each suffix in `suffix[j]` (over `[j, b)`). A window
+/// is then `suffix[l]` with the back's extreme, until `l` reaches `b`: the back flips into
+/// the front, its suffixes computed in one reverse pass. Each position flips once.
 fn extreme<const MAX: bool>(
     xs: &[f64],
     ls: &[u32],
@@ -445,8 +445,12 @@ fn extreme<const MAX: bool>(
     suffix: &mut Vec<f64>,
     mut emit: impl FnMut(usize, f64),
 ) {
-    // NaN is the extreme of nothing: `f64::max` and `f64::min` return the other operand
-    let pick = |a: f64, b: f64| if MAX { a.max(b) } else { a.min(b) };
+    // of an earlier `a` and a later `b`, the extreme, the earlier on a tie (-0.0 and 0.0
+    // compare equal), and NaN is the extreme of nothing
+    let pick = |a: f64, b: f64| {
+        let later = if MAX { b > a } else { b < a };
+        if later || a.is_nan() { b } else { a }
+    };
     crate::load::to_overwrite(suffix, xs.len() + 1);
     suffix[0] = f64::NAN;
     let (mut b, mut next, mut back) = (0usize, 0usize, f64::NAN);

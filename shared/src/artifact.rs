@@ -190,25 +190,13 @@ impl Location {
 
     /// The location `name` below this one (`out/` + `part-0.parquet`).
     pub fn join(&self, name: &str) -> Location {
-        let path = name
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .fold(self.path.clone(), |p, s| p.clone().join(s));
+        let segments = || name.split('/').filter(|s| !s.is_empty());
         Location {
             store: self.store.clone(),
-            path,
-            file: self.file.as_ref().map(|f| {
-                name.split('/')
-                    .filter(|s| !s.is_empty())
-                    .fold(f.clone(), |f, s| f.join(s))
-            }),
+            path: segments().fold(self.path.clone(), |p, s| p.join(s)),
+            file: self.file.as_ref().map(|f| segments().fold(f.clone(), |f, s| f.join(s))),
             shown: format!("{}/{}", self.shown.trim_end_matches('/'), name),
         }
-    }
-
-    /// The path in the file system, for a local location.
-    pub fn file_path(&self) -> Option<std::path::PathBuf> {
-        self.file.clone()
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -415,7 +403,7 @@ impl ParquetSink {
         }
         let props = Some(props.build());
         let shown = &location.shown;
-        let target = match location.file_path() {
+        let target = match location.file.clone() {
             Some(path) => {
                 let dir = path.parent().unwrap_or(std::path::Path::new("/"));
                 let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
@@ -432,7 +420,6 @@ impl ParquetSink {
                         Err(e) => return Err(creating(e)),
                     }
                 };
-                // (from here on, a failure drops the target, which removes the file)
                 let writer = ArrowWriter::try_new(file, schema, props);
                 let writer = writer.map_err(|e| {
                     let _ = std::fs::remove_file(&temporary);
@@ -1142,6 +1129,31 @@ mod tests {
         settle_aborts(Duration::from_secs(5)).await;
         let left: Vec<_> = walk(dir.path());
         assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_temporary_name_another_writer_holds_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.parquet");
+        // the next names this process would pick (a few: other tests pick names too)
+        let n = TEMPORARIES.load(std::sync::atomic::Ordering::Relaxed);
+        let taken: Vec<_> = (n..n + 8)
+            .map(|n| dir.path().join(format!(".x.parquet.{}-{n}.tmp", std::process::id())))
+            .collect();
+        for t in &taken {
+            std::fs::write(t, b"another writer's").unwrap();
+        }
+        let out = Location::parse(path.to_str().unwrap()).unwrap();
+        let mut sink = ParquetSink::create(&out, batch(0, 1).schema(), &WriteOptions::default())
+            .await
+            .unwrap();
+        sink.write(&batch(0, 1000)).await.unwrap();
+        assert_eq!(sink.finish().await.unwrap().rows, 1000);
+        for t in &taken {
+            assert_eq!(std::fs::read(t).unwrap(), b"another writer's", "{t:?} was overwritten");
+        }
+        let (batches, _) = ParquetScan::open(&out).await.unwrap().collect().await.unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1000);
     }
 
     #[tokio::test]

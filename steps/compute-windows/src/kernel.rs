@@ -14,8 +14,9 @@
 //!    sliding state that never goes back: compensated prefix sums (about 32 digits) for sum
 //!    and mean, a queue of two stacks for min and max (suffix extremes and a running one, no
 //!    branch on the values), and for distinct counts each key's previous and next position
-//!    (a pass forward and one backward, a table or hash lookup per event in each). Each value goes to the caller
-//!    as `emit(row, value)`, so it can be written straight where the row goes.
+//!    (a pass forward and one backward, a table or hash lookup per event in each). Each
+//!    value goes to the caller as `emit(row, value)`, so it can be written straight where
+//!    the row goes.
 //!
 //! As-of rows go through the same loops with their own bounds.
 
@@ -394,39 +395,42 @@ impl Occurrences {
             .fold((i64::MAX, i64::MIN), |(lo, hi), (_, &k)| (lo.min(k), hi.max(k)));
         let span = (hi as i128 - lo as i128 + 1).max(0) as u128;
         let after = |p: u32| if p == NONE { 0 } else { p + 1 };
-        let keys = col.keys.iter().enumerate();
         if span <= 2 * n as u128 + 65_536 {
             let table = &mut self.table;
-            let last =
-                |table: &mut Vec<u32>, j: usize, key: i64| std::mem::replace(&mut table[(key - lo) as usize], j as u32);
             table.clear();
             table.resize(span as usize, NONE);
-            for ((j, &key), a) in keys.clone().zip(&mut self.after_prev) {
-                *a = if valid(j) { after(last(table, j, key)) } else { NONE };
-            }
+            let mut seen = |j: usize, key: i64| std::mem::replace(&mut table[(key - lo) as usize], j as u32);
+            pass(col, &mut self.after_prev, false, |j, key| after(seen(j, key)));
             table.fill(NONE);
-            for ((j, &key), x) in keys.rev().zip(self.next.iter_mut().rev()) {
-                *x = if valid(j) { last(table, j, key) } else { NONE };
-            }
+            let mut seen = |j: usize, key: i64| std::mem::replace(&mut table[(key - lo) as usize], j as u32);
+            pass(col, &mut self.next, true, &mut seen);
         } else {
             let map = &mut self.last;
             map.clear();
-            for ((j, &key), a) in keys.clone().zip(&mut self.after_prev) {
-                *a = if valid(j) {
-                    after(map.insert(key, j as u32).unwrap_or(NONE))
-                } else {
-                    NONE
-                };
-            }
+            pass(col, &mut self.after_prev, false, |j, key| {
+                after(map.insert(key, j as u32).unwrap_or(NONE))
+            });
             map.clear();
-            for ((j, &key), x) in keys.rev().zip(self.next.iter_mut().rev()) {
-                *x = if valid(j) {
-                    map.insert(key, j as u32).unwrap_or(NONE)
-                } else {
-                    NONE
-                };
-            }
+            pass(col, &mut self.next, true, |j, key| {
+                map.insert(key, j as u32).unwrap_or(NONE)
+            });
         }
+    }
+}
+
+/// One pass over a key column, forward or `backward`: `out[j]` is `seen(j, key)` (which
+/// looks up the key's position seen last and makes it `j`), `NONE` at a null key.
+fn pass(col: &KeyColumn, out: &mut [u32], backward: bool, mut seen: impl FnMut(usize, i64) -> u32) {
+    let mut one = |j: usize| {
+        out[j] = match &col.valid {
+            Some(valid) if !valid[j] => NONE,
+            _ => seen(j, col.keys[j]),
+        }
+    };
+    if backward {
+        (0..col.keys.len()).rev().for_each(&mut one);
+    } else {
+        (0..col.keys.len()).for_each(&mut one);
     }
 }
 
@@ -451,8 +455,8 @@ fn extreme<const MAX: bool>(
         let later = if MAX { b > a } else { b < a };
         if later || a.is_nan() { b } else { a }
     };
+    // (the first row flips: every suffix read was written for this column)
     crate::load::to_overwrite(suffix, xs.len() + 1);
-    suffix[0] = f64::NAN;
     let (mut b, mut next, mut back) = (0usize, 0usize, f64::NAN);
     for (i, (&l, &r)) in ls.iter().zip(rs).enumerate() {
         let (l, r) = (l as usize, r as usize);

@@ -40,12 +40,14 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 use tokio::task::JoinHandle;
 
 use crate::exit::{Error, Result};
+
+mod flat;
 
 /// A place to read from or write to: a store and a path in it.
 #[derive(Clone)]
@@ -318,6 +320,8 @@ pub struct WriteOptions {
     pub row_group_bytes: usize,
     /// Columns written uncompressed whatever the codec.
     pub uncompressed: Vec<String>,
+    /// Columns written without statistics (the others keep them per row group).
+    pub unsummarised: Vec<String>,
 }
 
 impl Default for WriteOptions {
@@ -329,6 +333,7 @@ impl Default for WriteOptions {
             delta_integers: false,
             row_group_bytes: 16 * 1024 * 1024,
             uncompressed: Vec::new(),
+            unsummarised: Vec::new(),
         }
     }
 }
@@ -358,14 +363,81 @@ pub struct ParquetSink {
 
 enum Target {
     Upload {
-        writer: ArrowWriter<Vec<u8>>,
+        writer: Writer<Vec<u8>>,
         upload: WriteMultipart,
     },
     File {
-        writer: ArrowWriter<std::fs::File>,
+        writer: Writer<std::fs::File>,
         temporary: std::path::PathBuf,
         path: std::path::PathBuf,
     },
+}
+
+/// The encoder of a sink: flat schemas (every column a non-null number or timestamp, as
+/// feature rows are) go straight from the arrays to the encoders; others through Arrow's
+/// general writer.
+enum Writer<W: std::io::Write + Send> {
+    Arrow(ArrowWriter<W>),
+    Flat(flat::FlatWriter<W>),
+}
+
+impl<W: std::io::Write + Send> Writer<W> {
+    fn try_new(writer: W, schema: SchemaRef, props: Option<WriterProperties>) -> parquet::errors::Result<Self> {
+        Ok(if flat::supports(&schema) {
+            Writer::Flat(flat::FlatWriter::try_new(writer, &schema, props)?)
+        } else {
+            Writer::Arrow(ArrowWriter::try_new(writer, schema, props)?)
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
+        match self {
+            Writer::Arrow(w) => w.write(batch),
+            Writer::Flat(w) => w.write(batch),
+        }
+    }
+
+    fn in_progress_size(&self) -> usize {
+        match self {
+            Writer::Arrow(w) => w.in_progress_size(),
+            Writer::Flat(w) => w.in_progress_size(),
+        }
+    }
+
+    fn flush(&mut self) -> parquet::errors::Result<()> {
+        match self {
+            Writer::Arrow(w) => w.flush(),
+            Writer::Flat(w) => w.flush(),
+        }
+    }
+
+    fn finish(&mut self) -> parquet::errors::Result<()> {
+        match self {
+            Writer::Arrow(w) => w.finish().map(drop),
+            Writer::Flat(w) => w.finish(),
+        }
+    }
+
+    fn bytes_written(&self) -> usize {
+        match self {
+            Writer::Arrow(w) => w.bytes_written(),
+            Writer::Flat(w) => w.bytes_written(),
+        }
+    }
+
+    fn inner(&self) -> &W {
+        match self {
+            Writer::Arrow(w) => w.inner(),
+            Writer::Flat(w) => w.inner(),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut W {
+        match self {
+            Writer::Arrow(w) => w.inner_mut(),
+            Writer::Flat(w) => w.inner_mut(),
+        }
+    }
 }
 
 /// What a finished file holds.
@@ -398,6 +470,9 @@ impl ParquetSink {
                 }
             }
         }
+        for name in &options.unsummarised {
+            props = props.set_column_statistics_enabled(ColumnPath::from(name.as_str()), EnabledStatistics::None);
+        }
         for name in &options.uncompressed {
             props = props.set_column_compression(ColumnPath::from(name.as_str()), Compression::UNCOMPRESSED);
         }
@@ -420,7 +495,7 @@ impl ParquetSink {
                         Err(e) => return Err(creating(e)),
                     }
                 };
-                let writer = ArrowWriter::try_new(file, schema, props);
+                let writer = Writer::try_new(file, schema, props);
                 let writer = writer.map_err(|e| {
                     let _ = std::fs::remove_file(&temporary);
                     Error::from(e).context(shown.clone())
@@ -432,8 +507,8 @@ impl ParquetSink {
                 }
             }
             None => {
-                let writer = ArrowWriter::try_new(Vec::new(), schema, props)
-                    .map_err(|e| Error::from(e).context(shown.clone()))?;
+                let writer =
+                    Writer::try_new(Vec::new(), schema, props).map_err(|e| Error::from(e).context(shown.clone()))?;
                 let upload = location
                     .store
                     .put_multipart(&location.path)
@@ -532,7 +607,7 @@ impl ParquetSink {
 
 /// Room in the encoded bytes for the row group about to be flushed (and the footer): grown
 /// by doubling instead, the buffer would be copied again and again.
-fn reserve_row_group(writer: &mut ArrowWriter<Vec<u8>>) {
+fn reserve_row_group(writer: &mut Writer<Vec<u8>>) {
     let more = writer.in_progress_size() + 64 * 1024;
     writer.inner_mut().reserve(more);
 }

@@ -58,6 +58,7 @@ pub fn schema(spec: &Spec, view: &FeatureView) -> SchemaRef {
 /// benchmark's data: 0.89 to 1.0 of their size, for a twentieth of the run's time). The
 /// entity column (runs of one value), min and max (a value held while it stays in the
 /// window) and the creation time (one value) keep it. Zstd, chosen for size, compresses all.
+/// Statistics are kept for the columns readers prune by (entity and times), not the features.
 pub fn write_options(view: &FeatureView, codec: Codec) -> WriteOptions {
     let uncompressed = match codec {
         Codec::Snappy => std::iter::once(EVENT_TS.to_string())
@@ -76,6 +77,7 @@ pub fn write_options(view: &FeatureView, codec: Codec) -> WriteOptions {
         delta_integers: true,
         row_group_bytes: 4 * 1024 * 1024,
         uncompressed,
+        unsummarised: view.features.iter().map(|f| f.name.clone()).collect(),
         ..WriteOptions::default()
     }
 }

@@ -1,0 +1,418 @@
+//! Parquet for flat batches: every column a non-null integer, float or timestamp.
+//!
+//! Arrow's general writer first lists the index of every value to write (what nulls and
+//! nesting need), then copies the values through that list into a scratch buffer for the
+//! encoder: sixteen bytes written per value that a flat column does not need. Here each
+//! column's values go from the array to its encoder as they are. The encoders, pages,
+//! statistics and footer are the parquet crate's own, configured by the same
+//! `WriterProperties`, and the Arrow schema is embedded as Arrow's writer embeds it, so the
+//! files are those `ArrowWriter` writes.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType,
+};
+use bytes::Bytes;
+use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
+use parquet::column::page::{CompressedPage, PageWriteSpec, PageWriter};
+use parquet::column::writer::{ColumnWriter, get_column_writer};
+use parquet::errors::{ParquetError, Result};
+use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::SchemaDescPtr;
+
+/// Whether every column of `schema` can be written flat.
+pub fn supports(schema: &Schema) -> bool {
+    schema.fields().iter().all(|f| {
+        !f.is_nullable()
+            && matches!(
+                f.data_type(),
+                DataType::Int32
+                    | DataType::Int64
+                    | DataType::Float32
+                    | DataType::Float64
+                    | DataType::Timestamp(TimeUnit::Millisecond | TimeUnit::Microsecond | TimeUnit::Nanosecond, _)
+            )
+    })
+}
+
+/// Encoded pages of one column chunk, held until its row group is written: each write
+/// kept as it came (a page's data, or up to 8 KiB of headers and small pages gathered by
+/// `TrackedWrite`'s buffer), never moved again as a growing buffer would be.
+#[derive(Default)]
+struct Parts {
+    parts: Vec<Bytes>,
+    len: u64,
+}
+
+impl Write for Parts {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.parts.push(Bytes::copy_from_slice(buf));
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Length for Parts {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Parts {
+    type T = PartsReader;
+
+    fn get_read(&self, start: u64) -> Result<PartsReader> {
+        let mut reader = PartsReader {
+            parts: self.parts.clone().into_iter(),
+            current: Bytes::new(),
+        };
+        std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink())?;
+        Ok(reader)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes> {
+        let mut bytes = Vec::with_capacity(length);
+        self.get_read(start)?.take(length as u64).read_to_end(&mut bytes)?;
+        Ok(bytes.into())
+    }
+}
+
+/// Reads [`Parts`] in order.
+struct PartsReader {
+    parts: std::vec::IntoIter<Bytes>,
+    current: Bytes,
+}
+
+impl Read for PartsReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.parts.next() {
+                Some(part) => self.current = part,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+type Pages = Arc<Mutex<TrackedWrite<Parts>>>;
+
+struct PageBuffer(Pages);
+
+impl PageWriter for PageBuffer {
+    fn write_page(&mut self, page: CompressedPage) -> Result<PageWriteSpec> {
+        let mut sink = self.0.lock().expect("page buffer");
+        SerializedPageWriter::new(&mut sink).write_page(page)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// One column of the row group being written.
+struct Chunk {
+    writer: ColumnWriter<'static>,
+    pages: Pages,
+    /// Bytes per value before encoding.
+    width: usize,
+}
+
+impl Chunk {
+    /// Values `[from, from + len)` of `array`.
+    fn write(&mut self, array: &ArrayRef, from: usize, len: usize) -> Result<()> {
+        let range = from..from + len;
+        match (&mut self.writer, array.data_type()) {
+            (ColumnWriter::Int32ColumnWriter(w), DataType::Int32) => {
+                w.write_batch(&array.as_primitive::<Int32Type>().values()[range], None, None)?;
+            }
+            (ColumnWriter::Int64ColumnWriter(w), DataType::Int64) => {
+                w.write_batch(&array.as_primitive::<Int64Type>().values()[range], None, None)?;
+            }
+            (ColumnWriter::Int64ColumnWriter(w), DataType::Timestamp(unit, _)) => {
+                let values = match unit {
+                    TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().values(),
+                    TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().values(),
+                    TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().values(),
+                    TimeUnit::Second => return Err(mismatch(array)),
+                };
+                w.write_batch(&values[range], None, None)?;
+            }
+            (ColumnWriter::FloatColumnWriter(w), DataType::Float32) => {
+                w.write_batch(&array.as_primitive::<Float32Type>().values()[range], None, None)?;
+            }
+            (ColumnWriter::DoubleColumnWriter(w), DataType::Float64) => {
+                w.write_batch(&array.as_primitive::<Float64Type>().values()[range], None, None)?;
+            }
+            _ => return Err(mismatch(array)),
+        }
+        Ok(())
+    }
+
+    /// Rows already encoded into pages.
+    fn rows_paged(&self) -> u64 {
+        match &self.writer {
+            ColumnWriter::Int32ColumnWriter(w) => w.get_total_rows_written(),
+            ColumnWriter::Int64ColumnWriter(w) => w.get_total_rows_written(),
+            ColumnWriter::FloatColumnWriter(w) => w.get_total_rows_written(),
+            ColumnWriter::DoubleColumnWriter(w) => w.get_total_rows_written(),
+            _ => 0,
+        }
+    }
+}
+
+fn mismatch(array: &ArrayRef) -> ParquetError {
+    ParquetError::General(format!(
+        "a column of type {} does not match the writer's schema",
+        array.data_type()
+    ))
+}
+
+/// Writes flat batches (see [`supports`]) as Parquet to `W`, with the methods of
+/// `ArrowWriter` that sinks use.
+pub struct FlatWriter<W: Write + Send> {
+    file: SerializedFileWriter<W>,
+    props: WriterPropertiesPtr,
+    schema: SchemaDescPtr,
+    /// The row group being written: one chunk per column, or none before its first row.
+    chunks: Vec<Chunk>,
+    rows: usize,
+    max_rows: usize,
+}
+
+impl<W: Write + Send> FlatWriter<W> {
+    pub fn try_new(writer: W, schema: &Schema, props: Option<WriterProperties>) -> Result<Self> {
+        let mut props = props.unwrap_or_default();
+        let parquet = ArrowSchemaConverter::new()
+            .with_coerce_types(props.coerce_types())
+            .convert(schema)?;
+        add_encoded_arrow_schema_to_metadata(schema, &mut props);
+        let max_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+        let props = Arc::new(props);
+        let file = SerializedFileWriter::new(writer, parquet.root_schema_ptr(), props.clone())?;
+        Ok(FlatWriter {
+            file,
+            props,
+            schema: Arc::new(parquet),
+            chunks: Vec::new(),
+            rows: 0,
+            max_rows,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_columns() != self.schema.num_columns() {
+            return Err(ParquetError::General(format!(
+                "a batch of {} columns does not match the writer's {}",
+                batch.num_columns(),
+                self.schema.num_columns()
+            )));
+        }
+        let (mut from, n) = (0, batch.num_rows());
+        while from < n {
+            if self.chunks.is_empty() {
+                self.chunks = (0..self.schema.num_columns()).map(|c| self.chunk(c)).collect();
+            }
+            let len = (n - from).min(self.max_rows - self.rows);
+            for (chunk, array) in self.chunks.iter_mut().zip(batch.columns()) {
+                chunk.write(array, from, len)?;
+            }
+            self.rows += len;
+            from += len;
+            if self.rows == self.max_rows {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk(&self, c: usize) -> Chunk {
+        let descr = self.schema.column(c);
+        let width = match descr.physical_type() {
+            parquet::basic::Type::INT32 | parquet::basic::Type::FLOAT => 4,
+            _ => 8,
+        };
+        let pages: Pages = Arc::new(Mutex::new(TrackedWrite::new(Parts::default())));
+        let writer = get_column_writer(descr, self.props.clone(), Box::new(PageBuffer(pages.clone())));
+        Chunk { writer, pages, width }
+    }
+
+    /// Bytes the row group being written holds: its pages, and the values not yet in a page
+    /// at their width before encoding (an upper bound: a page holds at most 20,000 rows by
+    /// default, so this errs by at most a page per column).
+    pub fn in_progress_size(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| {
+                let paged = c.pages.lock().expect("page buffer").bytes_written();
+                paged + (self.rows - c.rows_paged() as usize) * c.width
+            })
+            .sum()
+    }
+
+    /// Writes the row group being written, if it has rows.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let mut group = self.file.next_row_group()?;
+        for chunk in self.chunks.drain(..) {
+            let close = chunk.writer.close()?;
+            let pages = std::mem::replace(
+                &mut *chunk.pages.lock().expect("page buffer"),
+                TrackedWrite::new(Parts::default()),
+            );
+            group.append_column(&pages.into_inner()?, close)?;
+        }
+        group.close()?;
+        self.rows = 0;
+        Ok(())
+    }
+
+    /// Writes the last row group and the footer.
+    pub fn finish(&mut self) -> Result<()> {
+        self.flush()?;
+        self.file.finish()?;
+        Ok(())
+    }
+
+    pub fn bytes_written(&self) -> usize {
+        self.file.bytes_written()
+    }
+
+    pub fn inner(&self) -> &W {
+        self.file.inner()
+    }
+
+    pub fn inner_mut(&mut self) -> &mut W {
+        self.file.inner_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float32Array, Float64Array, Int32Array, Int64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::Field;
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, Encoding};
+    use parquet::file::properties::EnabledStatistics;
+    use parquet::schema::types::ColumnPath;
+
+    fn batch(schema: &Arc<Schema>, from: usize, n: usize) -> RecordBatch {
+        let rows = from..from + n;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(rows.clone().map(|i| (i / 7) as i64))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    rows.clone()
+                        .map(|i| 1_700_000_000_000_000 + (i as i64 * 7919) % 86_400_000_000),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(Int32Array::from_iter_values(rows.clone().map(|i| (i % 13) as i32))),
+            Arc::new(Float32Array::from_iter_values(rows.clone().map(|i| i as f32 / 3.0))),
+            Arc::new(Float64Array::from_iter_values(
+                rows.map(|i| ((i * 31) % 1000) as f64 * 0.25),
+            )),
+        ];
+        // sliced arrays: values at an offset into their buffers
+        let padded = RecordBatch::try_new(
+            schema.clone(),
+            columns
+                .iter()
+                .map(|c| arrow::compute::concat(&[c.as_ref(), c.as_ref()]).unwrap())
+                .collect(),
+        )
+        .unwrap();
+        padded.slice(n, n)
+    }
+
+    #[test]
+    fn writes_the_bytes_arrow_writes() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("small", DataType::Int32, false),
+            Field::new("f32", DataType::Float32, false),
+            Field::new("f64", DataType::Float64, false),
+        ]));
+        assert!(supports(&schema));
+        let props = || {
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_dictionary_enabled(false)
+                .set_max_row_group_row_count(Some(30_000))
+                .set_write_batch_size(8192)
+                .set_column_encoding(ColumnPath::from("user_id"), Encoding::DELTA_BINARY_PACKED)
+                .set_column_compression(ColumnPath::from("f32"), Compression::UNCOMPRESSED)
+                .set_column_statistics_enabled(ColumnPath::from("f64"), EnabledStatistics::None)
+                .build()
+        };
+        // batches across row groups, one flushed early, and an empty one
+        let mut arrow = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props())).unwrap();
+        let mut flat = FlatWriter::try_new(Vec::new(), &schema, Some(props())).unwrap();
+        for (i, (from, n)) in [
+            (0, 25_000),
+            (25_000, 50_000),
+            (75_000, 0),
+            (75_000, 1234),
+            (76_234, 9000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let b = batch(&schema, from, n);
+            arrow.write(&b).unwrap();
+            flat.write(&b).unwrap();
+            if i == 3 {
+                assert!(flat.in_progress_size() > 0);
+                arrow.flush().unwrap();
+                flat.flush().unwrap();
+                assert_eq!(flat.in_progress_size(), 0);
+            }
+        }
+        arrow.finish().unwrap();
+        flat.finish().unwrap();
+        assert_eq!(flat.bytes_written(), arrow.bytes_written());
+        assert!(flat.inner() == arrow.inner(), "the files differ");
+    }
+
+    #[test]
+    fn nullable_strings_and_seconds_are_not_flat() {
+        let one = |t: DataType, nullable: bool| Schema::new(vec![Field::new("x", t, nullable)]);
+        assert!(supports(&one(DataType::Float64, false)));
+        assert!(!supports(&one(DataType::Float64, true)));
+        assert!(!supports(&one(DataType::Utf8, false)));
+        assert!(!supports(&one(DataType::Timestamp(TimeUnit::Second, None), false)));
+    }
+
+    #[test]
+    fn a_batch_of_another_schema_is_an_error() {
+        let schema = Schema::new(vec![Field::new("x", DataType::Float64, false)]);
+        let mut flat = FlatWriter::try_new(Vec::new(), &schema, None).unwrap();
+        let other = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(vec![1, 2]))],
+        )
+        .unwrap();
+        let err = flat.write(&other).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+}

@@ -41,18 +41,27 @@ pub fn supports(schema: &Schema) -> bool {
     })
 }
 
-/// Encoded pages of one column chunk, held until its row group is written: each write
-/// kept as it came (a page's data, or up to 8 KiB of headers and small pages gathered by
-/// `TrackedWrite`'s buffer), never moved again as a growing buffer would be.
+/// Encoded pages of one column chunk, held until its row group is written. Each write is
+/// kept as it came: a page's data as the very buffer the encoder made (it arrives whole,
+/// past `TrackedWrite`'s 8 KiB buffer), headers and small pages as a copy of that buffer.
 #[derive(Default)]
 struct Parts {
     parts: Vec<Bytes>,
     len: u64,
+    /// The data of the page being written.
+    page: Option<Bytes>,
 }
 
 impl Write for Parts {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.parts.push(Bytes::copy_from_slice(buf));
+        let part = match self.page.take() {
+            Some(page) if page.as_ptr() == buf.as_ptr() && page.len() == buf.len() => page,
+            page => {
+                self.page = page;
+                Bytes::copy_from_slice(buf)
+            }
+        };
+        self.parts.push(part);
         self.len += buf.len() as u64;
         Ok(buf.len())
     }
@@ -114,7 +123,10 @@ struct PageBuffer(Pages);
 impl PageWriter for PageBuffer {
     fn write_page(&mut self, page: CompressedPage) -> Result<PageWriteSpec> {
         let mut sink = self.0.lock().expect("page buffer");
-        SerializedPageWriter::new(&mut sink).write_page(page)
+        sink.inner_mut().page = Some(page.compressed_page().buffer().clone());
+        let spec = SerializedPageWriter::new(&mut sink).write_page(page);
+        sink.inner_mut().page = None;
+        spec
     }
 
     fn close(&mut self) -> Result<()> {
@@ -392,6 +404,35 @@ mod tests {
         flat.finish().unwrap();
         assert_eq!(flat.bytes_written(), arrow.bytes_written());
         assert!(flat.inner() == arrow.inner(), "the files differ");
+    }
+
+    #[test]
+    fn a_page_is_kept_not_copied() {
+        let data = Bytes::from(vec![7u8; 100_000]);
+        let page = parquet::column::page::Page::DataPage {
+            buf: data.clone(),
+            num_values: 12_500,
+            encoding: Encoding::PLAIN,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        };
+        let pages: Pages = Arc::new(Mutex::new(TrackedWrite::new(Parts::default())));
+        let spec = PageBuffer(pages.clone())
+            .write_page(CompressedPage::new(page, 100_000))
+            .unwrap();
+        let parts = std::mem::replace(&mut *pages.lock().unwrap(), TrackedWrite::new(Parts::default()))
+            .into_inner()
+            .unwrap();
+        assert_eq!(parts.len, spec.bytes_written);
+        assert!(
+            parts.parts.iter().any(|p| p.as_ptr() == data.as_ptr()),
+            "the page was copied"
+        );
+        let mut all = Vec::new();
+        parts.get_read(0).unwrap().read_to_end(&mut all).unwrap();
+        assert_eq!(all.len() as u64, parts.len);
+        assert!(all.ends_with(&data));
     }
 
     #[test]

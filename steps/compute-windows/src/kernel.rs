@@ -142,7 +142,9 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 struct Prefix {
     hi: Vec<f64>,
     lo: Vec<f64>,
+    /// Kept only when the column has nulls: else a window `[l, r)` counts `r - l`.
     count: Vec<u32>,
+    nulls: bool,
 }
 
 /// Values summed between two renormalisations of a [`Prefix`]'s pair.
@@ -165,29 +167,52 @@ impl Prefix {
     /// so `lo` stays within about [`RENORMALISE`] ulps of the largest partial sum and its own
     /// rounding is some 2^-100 of that: a window's sum keeps about 30 digits of the prefix.
     fn fill(&mut self, values: &[f64]) {
+        self.nulls = values.iter().any(|x| x.is_nan());
+        if self.nulls {
+            self.fill_with::<true>(values);
+        } else {
+            self.fill_with::<false>(values);
+        }
+    }
+
+    fn fill_with<const NULLS: bool>(&mut self, values: &[f64]) {
         let n = values.len();
         crate::load::to_overwrite(&mut self.hi, n + 1);
         crate::load::to_overwrite(&mut self.lo, n + 1);
-        crate::load::to_overwrite(&mut self.count, n + 1);
+        if NULLS {
+            crate::load::to_overwrite(&mut self.count, n + 1);
+            self.count[0] = 0;
+        }
         let (mut hi, mut lo, mut count) = (0.0, 0.0, 0u32);
         self.hi[0] = hi;
         self.lo[0] = lo;
-        self.count[0] = count;
         let out = self.hi[1..]
             .chunks_mut(RENORMALISE)
-            .zip(self.lo[1..].chunks_mut(RENORMALISE))
-            .zip(self.count[1..].chunks_mut(RENORMALISE));
-        for (((his, los), counts), xs) in out.zip(values.chunks(RENORMALISE)) {
-            for (((h, l), c), &x) in his.iter_mut().zip(los.iter_mut()).zip(counts.iter_mut()).zip(xs) {
-                let valid = !x.is_nan();
+            .zip(self.lo[1..].chunks_mut(RENORMALISE));
+        for (b, ((his, los), xs)) in out.zip(values.chunks(RENORMALISE)).enumerate() {
+            for (k, ((h, l), &x)) in his.iter_mut().zip(los.iter_mut()).zip(xs).enumerate() {
+                let valid = !NULLS || !x.is_nan();
                 // a null adds an exact zero
                 let (s, e) = two_sum(hi, if valid { x } else { 0.0 });
                 hi = s;
                 lo += e;
-                count += valid as u32;
-                (*h, *l, *c) = (hi, lo, count);
+                (*h, *l) = (hi, lo);
+                if NULLS {
+                    count += valid as u32;
+                    self.count[1 + b * RENORMALISE + k] = count;
+                }
             }
             (hi, lo) = two_sum(hi, lo);
+        }
+    }
+
+    /// The number of non-null values in `[l, r)`.
+    #[inline]
+    fn count(&self, l: usize, r: usize) -> u32 {
+        if self.nulls {
+            self.count[r] - self.count[l]
+        } else {
+            (r - l) as u32
         }
     }
 
@@ -322,11 +347,10 @@ fn lefts_by_lanes(ts: &[i64], g0: usize, rows: std::ops::Range<usize>, ws: &[i64
     // each left end starts where the first row's window does: events before it are lookback
     let first = &ts[g0..rows.start];
     let mut l: [usize; LANES] = std::array::from_fn(|k| g0 + first.partition_point(|&t| t < ts[rows.start] - w[k]));
-    let start = ls[0].len();
     for out in ls.iter_mut() {
-        out.resize(start + rows.len(), 0);
+        out.reserve(rows.len());
     }
-    for (i, j) in rows.enumerate() {
+    for j in rows {
         for k in 0..LANES {
             // `from <= ts[j]`, and the entity's events up to `j` are sorted: the events before
             // `from` from `l[k]` on are a run that stops before `j` (whatever follows `j`)
@@ -350,7 +374,7 @@ fn lefts_by_lanes(ts: &[i64], g0: usize, rows: std::ops::Range<usize>, ws: &[i64
             }
         }
         for (out, &x) in ls.iter_mut().zip(&l) {
-            out[start + i] = x as u32;
+            out.push(x as u32);
         }
     }
 }
@@ -499,7 +523,7 @@ fn feature(
             pairs.for_each(|(i, (l, r))| {
                 emit(
                     i,
-                    if p.count[r] == p.count[l] {
+                    if p.count(l, r) == 0 {
                         f.empty
                     } else {
                         let (hi, lo) = p.range_dd(l, r);
@@ -513,7 +537,7 @@ fn feature(
             pairs.for_each(|(i, (l, r))| {
                 emit(
                     i,
-                    match p.count[r] - p.count[l] {
+                    match p.count(l, r) {
                         0 => f.empty,
                         n => p.mean(l, r, n),
                     },

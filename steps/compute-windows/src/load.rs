@@ -23,6 +23,15 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// splitmix64's finaliser: a well-mixed 64-bit hash of an integer key in three multiplies.
+#[inline]
+pub fn mix(key: i64) -> u64 {
+    let mut x = key as u64;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 /// Strings numbered in order of first appearance.
 #[derive(Default)]
 pub struct Interner {
@@ -314,6 +323,9 @@ impl Split {
             let entity = entities.ids[i];
             let hash = match &entities.hashes {
                 Some(h) => h[i],
+                // FNV-1a decides shards (it is documented, for tools to predict them); an
+                // unsharded run only needs partitions, from a hash a third the work
+                None if shards == 1 => mix(entity),
                 None => fnv1a(&entity.to_le_bytes()),
             };
             // (an unsharded run skips the division)
@@ -486,16 +498,11 @@ impl Sorter {
         let (values, keys) = (first.values.len(), first.keys.len());
         let n: usize = pieces.iter().map(Partition::len).sum();
         let buckets = (n / 4).next_power_of_two().max(1);
-        let mix = |e: i64| {
-            // splitmix64's finaliser: partitions were chosen by other bits of another hash
-            let mut x = e as u64;
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((x ^ (x >> 31)) as usize) & (buckets - 1)
-        };
+        // the low bits of `mix` (partitions take the top half of it, or of FNV-1a)
+        let bucket = |e: i64| (mix(e) as usize) & (buckets - 1);
         self.bucket.clear();
         for piece in &pieces {
-            self.bucket.extend(piece.entity.iter().map(|&e| mix(e) as u32));
+            self.bucket.extend(piece.entity.iter().map(|&e| bucket(e) as u32));
         }
         bucket_starts(&self.bucket, buckets, &mut self.starts);
         // a row's time since the partition's first and its number, packed into one u64

@@ -12,8 +12,9 @@ use featurekit::{Error, Result};
 
 use crate::kernel::{KeyColumn, Partition};
 
-/// FNV-1a 64 of a value's bytes: little-endian for integers, UTF-8 for strings. Shards and
-/// partitions are chosen from it; any tool can compute it to predict a shard.
+/// FNV-1a 64 of a value's bytes: little-endian for integers, UTF-8 for strings. Shards are
+/// chosen from it (any tool can compute it to predict a shard), and so are the partitions of
+/// string keys and of sharded runs; unsharded integer keys are partitioned by [`mix`].
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {

@@ -367,7 +367,7 @@ enum Target {
         upload: WriteMultipart,
     },
     File {
-        writer: Writer<std::fs::File>,
+        writer: Writer<Spooled>,
         temporary: std::path::PathBuf,
         path: std::path::PathBuf,
     },
@@ -383,7 +383,8 @@ enum Writer<W: std::io::Write + Send> {
 
 impl<W: std::io::Write + Send> Writer<W> {
     fn try_new(writer: W, schema: SchemaRef, props: Option<WriterProperties>) -> parquet::errors::Result<Self> {
-        Ok(if flat::supports(&schema) {
+        let flat = props.as_ref().is_some_and(|p| flat::supports(&schema, p));
+        Ok(if flat {
             Writer::Flat(flat::FlatWriter::try_new(writer, &schema, props)?)
         } else {
             Writer::Arrow(ArrowWriter::try_new(writer, schema, props)?)
@@ -437,6 +438,54 @@ impl<W: std::io::Write + Send> Writer<W> {
             Writer::Arrow(w) => w.inner_mut(),
             Writer::Flat(w) => w.inner_mut(),
         }
+    }
+}
+
+/// A local file written in blocks of [`SPOOL`] bytes: a row group reaches the file 8 KiB at a
+/// time (each write of the parquet writer's own buffer), and each would be a system call. The
+/// block is allocated at the first write; the parquet writer flushes it at the end of the file.
+struct Spooled {
+    file: std::fs::File,
+    block: Vec<u8>,
+}
+
+/// Bytes a local file is written in at once.
+const SPOOL: usize = 64 * 1024;
+
+impl Spooled {
+    fn new(file: std::fs::File) -> Spooled {
+        Spooled {
+            file,
+            block: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.file.write_all(&self.block)?;
+        self.block.clear();
+        Ok(())
+    }
+}
+
+impl std::io::Write for Spooled {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.block.len() + data.len() > SPOOL {
+            self.drain()?;
+        }
+        if data.len() >= SPOOL {
+            return self.file.write(data);
+        }
+        if self.block.capacity() == 0 {
+            self.block.reserve_exact(SPOOL);
+        }
+        self.block.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()?;
+        self.file.flush()
     }
 }
 
@@ -495,7 +544,7 @@ impl ParquetSink {
                         Err(e) => return Err(creating(e)),
                     }
                 };
-                let writer = Writer::try_new(file, schema, props);
+                let writer = Writer::try_new(Spooled::new(file), schema, props);
                 let writer = writer.map_err(|e| {
                     let _ = std::fs::remove_file(&temporary);
                     Error::from(e).context(shown.clone())

@@ -24,12 +24,15 @@ use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
-use parquet::schema::types::SchemaDescPtr;
+use parquet::schema::types::{ColumnPath, SchemaDescPtr};
 
-/// Whether every column of `schema` can be written flat.
-pub fn supports(schema: &Schema) -> bool {
+/// Whether every column of `schema` can be written flat with `props`: non-null numbers and
+/// timestamps, without dictionaries (a dictionary column's pages wait inside the column writer
+/// until it closes, where the row group's size could not count them).
+pub fn supports(schema: &Schema, props: &WriterProperties) -> bool {
     schema.fields().iter().all(|f| {
         !f.is_nullable()
+            && !props.dictionary_enabled(&ColumnPath::from(f.name().as_str()))
             && matches!(
                 f.data_type(),
                 DataType::Int32
@@ -90,6 +93,12 @@ impl ChunkReader for Parts {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes> {
+        if start + length as u64 > self.len {
+            return Err(ParquetError::EOF(format!(
+                "{length} bytes at {start} of {} buffered",
+                self.len
+            )));
+        }
         let mut bytes = Vec::with_capacity(length);
         self.get_read(start)?.take(length as u64).read_to_end(&mut bytes)?;
         Ok(bytes.into())
@@ -196,6 +205,8 @@ fn mismatch(array: &ArrayRef) -> ParquetError {
 /// `ArrowWriter` that sinks use.
 pub struct FlatWriter<W: Write + Send> {
     file: SerializedFileWriter<W>,
+    /// Each column's Arrow type, as batches must have it.
+    types: Vec<DataType>,
     props: WriterPropertiesPtr,
     schema: SchemaDescPtr,
     /// The row group being written: one chunk per column, or none before its first row.
@@ -216,6 +227,7 @@ impl<W: Write + Send> FlatWriter<W> {
         let file = SerializedFileWriter::new(writer, parquet.root_schema_ptr(), props.clone())?;
         Ok(FlatWriter {
             file,
+            types: schema.fields().iter().map(|f| f.data_type().clone()).collect(),
             props,
             schema: Arc::new(parquet),
             chunks: Vec::new(),
@@ -225,12 +237,21 @@ impl<W: Write + Send> FlatWriter<W> {
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_columns() != self.schema.num_columns() {
+        if batch.num_columns() != self.types.len() {
             return Err(ParquetError::General(format!(
                 "a batch of {} columns does not match the writer's {}",
                 batch.num_columns(),
-                self.schema.num_columns()
+                self.types.len()
             )));
+        }
+        for (c, (array, want)) in batch.columns().iter().zip(&self.types).enumerate() {
+            if array.data_type() != want || array.null_count() > 0 {
+                return Err(ParquetError::General(format!(
+                    "column {c}: {} values{} do not match the writer's non-null {want}",
+                    array.data_type(),
+                    if array.null_count() > 0 { " with nulls" } else { "" },
+                )));
+            }
         }
         let (mut from, n) = (0, batch.num_rows());
         while from < n {
@@ -365,7 +386,6 @@ mod tests {
             Field::new("f32", DataType::Float32, false),
             Field::new("f64", DataType::Float64, false),
         ]));
-        assert!(supports(&schema));
         let props = || {
             WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
@@ -377,6 +397,7 @@ mod tests {
                 .set_column_statistics_enabled(ColumnPath::from("f64"), EnabledStatistics::None)
                 .build()
         };
+        assert!(supports(&schema, &props()));
         // batches across row groups, one flushed early, and an empty one
         let mut arrow = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props())).unwrap();
         let mut flat = FlatWriter::try_new(Vec::new(), &schema, Some(props())).unwrap();
@@ -436,12 +457,17 @@ mod tests {
     }
 
     #[test]
-    fn nullable_strings_and_seconds_are_not_flat() {
+    fn nullable_strings_seconds_and_dictionaries_are_not_flat() {
         let one = |t: DataType, nullable: bool| Schema::new(vec![Field::new("x", t, nullable)]);
-        assert!(supports(&one(DataType::Float64, false)));
-        assert!(!supports(&one(DataType::Float64, true)));
-        assert!(!supports(&one(DataType::Utf8, false)));
-        assert!(!supports(&one(DataType::Timestamp(TimeUnit::Second, None), false)));
+        let plain = WriterProperties::builder().set_dictionary_enabled(false).build();
+        assert!(supports(&one(DataType::Float64, false), &plain));
+        assert!(!supports(&one(DataType::Float64, true), &plain));
+        assert!(!supports(&one(DataType::Utf8, false), &plain));
+        assert!(!supports(
+            &one(DataType::Timestamp(TimeUnit::Second, None), false),
+            &plain
+        ));
+        assert!(!supports(&one(DataType::Float64, false), &WriterProperties::default()));
     }
 
     #[test]
@@ -454,6 +480,11 @@ mod tests {
         )
         .unwrap();
         let err = flat.write(&other).unwrap_err();
-        assert!(err.to_string().contains("does not match"), "{err}");
+        assert!(err.to_string().contains("do not match"), "{err}");
+        let nullable = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+        let with_null =
+            RecordBatch::try_new(nullable, vec![Arc::new(Float64Array::from(vec![Some(1.0), None]))]).unwrap();
+        let err = flat.write(&with_null).unwrap_err();
+        assert!(err.to_string().contains("with nulls"), "{err}");
     }
 }

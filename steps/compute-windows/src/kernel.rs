@@ -142,9 +142,8 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 struct Prefix {
     hi: Vec<f64>,
     lo: Vec<f64>,
-    /// Kept only when the column has nulls: else a window `[l, r)` counts `r - l`.
+    /// Empty when the column has no nulls: then a window `[l, r)` counts `r - l`.
     count: Vec<u32>,
-    nulls: bool,
 }
 
 /// Values summed between two renormalisations of a [`Prefix`]'s pair.
@@ -167,10 +166,10 @@ impl Prefix {
     /// so `lo` stays within about [`RENORMALISE`] ulps of the largest partial sum and its own
     /// rounding is some 2^-100 of that: a window's sum keeps about 30 digits of the prefix.
     fn fill(&mut self, values: &[f64]) {
-        self.nulls = values.iter().any(|x| x.is_nan());
-        if self.nulls {
+        if values.iter().any(|x| x.is_nan()) {
             self.fill_with::<true>(values);
         } else {
+            self.count.clear();
             self.fill_with::<false>(values);
         }
     }
@@ -209,10 +208,10 @@ impl Prefix {
     /// The number of non-null values in `[l, r)`.
     #[inline]
     fn count(&self, l: usize, r: usize) -> u32 {
-        if self.nulls {
-            self.count[r] - self.count[l]
-        } else {
+        if self.count.is_empty() {
             (r - l) as u32
+        } else {
+            self.count[r] - self.count[l]
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`artifact`]: every input and output by URL (path, file://, s3://, gs://, memory://),
 //!   Parquet read and atomic Parquet write over object_store.
 //! - [`feast`]: Feast's online-store bytes: entity keys, hash fields, values, timestamps.
+//! - [`malloc`]: glibc's allocator, set up for a step that holds a large working set.
 //! - [`step`]: the step runtime: flags every step shares, logs, progress, the run summary,
 //!   signals and the exit-code table ([`exit`]).
 //! - [`synth`]: deterministic synthetic transactions for the demo, tests and benchmarks.
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod env;
 pub mod exit;
 pub mod feast;
+pub mod malloc;
 pub mod spec;
 pub mod step;
 pub mod synth;

@@ -288,6 +288,7 @@ fn bounds(plan: &Plan, part: &Partition, range: Range, events: &mut Bounds, as_o
     events.reset(windows);
     as_of_bounds.reset(windows);
     let mut lefts = vec![0usize; windows];
+    let mut staged = Box::new([[0u32; STAGED]; LANES]);
     let mut g0 = 0;
     while g0 < n {
         let e = part.entity[g0];
@@ -308,7 +309,7 @@ fn bounds(plan: &Plan, part: &Partition, range: Range, events: &mut Bounds, as_o
                 run as u32
             }));
             for (ls, ws) in events.l.chunks_mut(LANES).zip(plan.windows.chunks(LANES)) {
-                lefts_by_lanes(ts, g0, i0..i1, ws, ls);
+                lefts_by_lanes(ts, g0, i0..i1, ws, ls, &mut staged);
             }
         }
         // the as-of row: only for entities with an event in [as_of - longest, as_of), and
@@ -337,8 +338,17 @@ const LANES: usize = 4;
 /// to [`STRIDE`] rows per step: it counts the events before the window's start among the next
 /// `STRIDE` at once (independent loads and compares, where one row at a time would make
 /// every move wait for the previous one's load), and it loops only when all of them are
-/// (rarely), so the walks rarely mispredict and the lanes' loads overlap.
-fn lefts_by_lanes(ts: &[i64], g0: usize, rows: std::ops::Range<usize>, ws: &[i64], ls: &mut [Vec<u32>]) {
+/// (rarely), so the walks rarely mispredict and the lanes' loads overlap. The left ends are
+/// staged [`STAGED`] rows at a time in `staged` and appended a run at a time: a push per row
+/// and lane would load and store each vector's length every time.
+fn lefts_by_lanes(
+    ts: &[i64],
+    g0: usize,
+    rows: std::ops::Range<usize>,
+    ws: &[i64],
+    ls: &mut [Vec<u32>],
+    staged: &mut [[u32; STAGED]; LANES],
+) {
     let lanes = ws.len();
     debug_assert!(lanes <= LANES && lanes == ls.len());
     // unused lanes repeat the first window and are not kept
@@ -349,34 +359,44 @@ fn lefts_by_lanes(ts: &[i64], g0: usize, rows: std::ops::Range<usize>, ws: &[i64
     for out in ls.iter_mut() {
         out.reserve(rows.len());
     }
-    for j in rows {
-        for k in 0..LANES {
-            // `from <= ts[j]`, and the entity's events up to `j` are sorted: the events before
-            // `from` from `l[k]` on are a run that stops before `j` (whatever follows `j`)
-            let from = ts[j] - w[k];
-            loop {
-                let Some(next) = ts[l[k]..].first_chunk::<STRIDE>() else {
-                    while ts[l[k]] < from {
-                        l[k] += 1;
+    let mut from_row = rows.start;
+    while from_row < rows.end {
+        let run = (rows.end - from_row).min(STAGED);
+        for (s, j) in (from_row..from_row + run).enumerate() {
+            for k in 0..LANES {
+                // `from <= ts[j]`, and the entity's events up to `j` are sorted: the events
+                // before `from` from `l[k]` on are a run that stops before `j` (whatever
+                // follows `j`)
+                let from = ts[j] - w[k];
+                loop {
+                    let Some(next) = ts[l[k]..].first_chunk::<STRIDE>() else {
+                        while ts[l[k]] < from {
+                            l[k] += 1;
+                        }
+                        break;
+                    };
+                    let mut before = 0u32;
+                    for (s, &t) in next.iter().enumerate() {
+                        before |= ((t < from) as u32) << s;
                     }
-                    break;
-                };
-                let mut before = 0u32;
-                for (s, &t) in next.iter().enumerate() {
-                    before |= ((t < from) as u32) << s;
+                    let run = (!before).trailing_zeros() as usize;
+                    l[k] += run;
+                    if run < STRIDE {
+                        break;
+                    }
                 }
-                let run = (!before).trailing_zeros() as usize;
-                l[k] += run;
-                if run < STRIDE {
-                    break;
-                }
+                staged[k][s] = l[k] as u32;
             }
         }
-        for (out, &x) in ls.iter_mut().zip(&l) {
-            out.push(x as u32);
+        for (out, lane) in ls.iter_mut().zip(staged.iter()) {
+            out.extend_from_slice(&lane[..run]);
         }
+        from_row += run;
     }
 }
+
+/// Rows of left ends [`lefts_by_lanes`] stages before appending them.
+const STAGED: usize = 256;
 
 /// Events a window's left end may pass in one step of [`lefts_by_lanes`].
 const STRIDE: usize = 4;

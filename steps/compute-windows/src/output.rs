@@ -199,7 +199,14 @@ impl Column {
 #[inline]
 fn whole(v: f64) -> i64 {
     let w = v as i64;
-    if w as f64 == v { w } else { v.round() as i64 }
+    if w as f64 == v { w } else { rounded(v) }
+}
+
+/// (Out of line and cold: inlined, `round` was computed for every value, whole or not.)
+#[cold]
+#[inline(never)]
+fn rounded(v: f64) -> i64 {
+    v.round() as i64
 }
 
 /// Which files a set of rows goes to.
@@ -382,6 +389,17 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn int64_features_are_whole_numbers_rounded_half_away_from_zero() {
+        assert_eq!(whole(0.0), 0);
+        assert_eq!(whole(42.0), 42);
+        assert_eq!(whole(-7.0), -7);
+        assert_eq!(whole(2.5), 3);
+        assert_eq!(whole(-2.5), -3);
+        assert_eq!(whole(2.4999), 2);
+        assert_eq!(whole(1e300), i64::MAX);
+    }
 
     #[test]
     fn names_round_trip() {

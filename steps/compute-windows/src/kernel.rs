@@ -498,9 +498,11 @@ fn extreme<const MAX: bool>(
         let later = if MAX { b > a } else { b < a };
         if later || a.is_nan() { b } else { a }
     };
-    // (the first row flips: every suffix read was written for this column)
+    // the queue starts empty at the first window's left end (so rows can be taken a run at a
+    // time), and the first row flips: every suffix read was written for this run
     crate::load::to_overwrite(suffix, xs.len() + 1);
-    let (mut b, mut next, mut back) = (0usize, 0usize, f64::NAN);
+    let first = ls.first().map_or(0, |&l| l as usize);
+    let (mut b, mut next, mut back) = (first, first, f64::NAN);
     for (i, (&l, &r)) in ls.iter().zip(rs).enumerate() {
         let (l, r) = (l as usize, r as usize);
         while next < r {
@@ -522,18 +524,22 @@ fn extreme<const MAX: bool>(
     }
 }
 
-/// One feature's value for each row of `bounds`, in order, as `emit(row, value)`.
+/// One feature's value for rows `rows` of `bounds`, in order, as `emit(row - rows.start,
+/// value)`. Every sliding state starts empty at the first row's left end and catches up, so
+/// the rows can be taken a run at a time.
+#[allow(clippy::too_many_arguments)]
 fn feature(
     f: &FeaturePlan,
     part: &Partition,
     prefixes: &[Prefix],
     occurrences: &[Occurrences],
     bounds: &Bounds,
+    rows: std::ops::Range<usize>,
     suffix: &mut Vec<f64>,
     mut emit: impl FnMut(usize, f64),
 ) {
-    let ls = &bounds.l[f.window];
-    let rs = &bounds.r;
+    let ls = &bounds.l[f.window][rows.clone()];
+    let rs = &bounds.r[rows];
     let pairs = ls.iter().zip(rs).map(|(&l, &r)| (l as usize, r as usize)).enumerate();
     match (f.aggregation, f.input) {
         (Aggregation::Count, _) => pairs.for_each(|(i, (l, r))| emit(i, if r > l { (r - l) as f64 } else { f.empty })),
@@ -567,8 +573,10 @@ fn feature(
         (Aggregation::Min, Input::Value(c)) => extreme::<false>(&part.values[c], ls, rs, f.empty, suffix, emit),
         (Aggregation::CountDistinct, Input::Key(c)) => {
             let occ = &occurrences[c];
-            // distinct = #{j in [sl, sr) : after_prev[j] <= sl}
-            let (mut sl, mut sr, mut distinct) = (0usize, 0usize, 0i64);
+            // distinct = #{j in [sl, sr) : after_prev[j] <= sl}, from an empty window at the
+            // first row's left end
+            let first = ls.first().map_or(0, |&l| l as usize);
+            let (mut sl, mut sr, mut distinct) = (first, first, 0i64);
             pairs.for_each(|(i, (l, r))| {
                 for j in sr..r {
                     distinct += (occ.after_prev[j] as usize <= sl) as i64;
@@ -646,8 +654,16 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    /// Feature `k` of each prepared row of `set`, in order, as `emit(row, value)`.
-    pub fn feature(&mut self, part: &Partition, k: usize, set: RowSet, emit: impl FnMut(usize, f64)) {
+    /// Feature `k` of prepared rows `rows` of `set` (positions in [`Kernel::rows`]), in
+    /// order, as `emit(row - rows.start, value)`: a set's rows can be taken a run at a time.
+    pub fn feature(
+        &mut self,
+        part: &Partition,
+        k: usize,
+        set: RowSet,
+        rows: std::ops::Range<usize>,
+        emit: impl FnMut(usize, f64),
+    ) {
         let bounds = match set {
             RowSet::Events => &self.events,
             RowSet::AsOf => &self.as_of,
@@ -658,6 +674,7 @@ impl<'a> Kernel<'a> {
             &self.prefixes,
             &self.occurrences,
             bounds,
+            rows,
             &mut self.suffix,
             emit,
         );
@@ -678,7 +695,14 @@ mod tests {
             let at = kernel.rows(set).to_vec();
             let mut features = vec![vec![f64::NAN; at.len()]; plan.features.len()];
             for (k, column) in features.iter_mut().enumerate() {
-                kernel.feature(part, k, set, |i, v| column[i] = v);
+                kernel.feature(part, k, set, 0..at.len(), |i, v| column[i] = v);
+                // taken a few rows at a time, the same values (NaN never comes out)
+                let mut runs = vec![f64::NAN; at.len()];
+                for from in (0..at.len()).step_by(3) {
+                    let rows = from..(from + 3).min(at.len());
+                    kernel.feature(part, k, set, rows, |i, v| runs[from + i] = v);
+                }
+                assert_eq!(&runs, column, "feature {k} of {set:?}, in runs of three rows");
             }
             let as_of = set == RowSet::AsOf;
             for (i, &a) in at.iter().enumerate() {

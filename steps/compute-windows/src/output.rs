@@ -321,22 +321,23 @@ impl Batcher {
         }
     }
 
-    /// Writes every feature of the placed rows into its slot, as the kernel computes it.
-    pub fn fill(&mut self, kernel: &mut Kernel, part: &Partition, set: RowSet) {
+    /// Writes every feature of the placed rows, rows `rows` of the kernel's `set`, into its
+    /// slot, as the kernel computes it.
+    pub fn fill(&mut self, kernel: &mut Kernel, part: &Partition, set: RowSet, rows: std::ops::Range<usize>) {
         let slot = &self.slot;
         for (k, column) in self.features.iter_mut().enumerate() {
             match column {
                 Column::Int64(c) => {
                     let out = &mut c.vec;
-                    kernel.feature(part, k, set, |i, v| out[slot[i] as usize] = whole(v));
+                    kernel.feature(part, k, set, rows.clone(), |i, v| out[slot[i] as usize] = whole(v));
                 }
                 Column::Float32(c) => {
                     let out = &mut c.vec;
-                    kernel.feature(part, k, set, |i, v| out[slot[i] as usize] = v as f32);
+                    kernel.feature(part, k, set, rows.clone(), |i, v| out[slot[i] as usize] = v as f32);
                 }
                 Column::Float64(c) => {
                     let out = &mut c.vec;
-                    kernel.feature(part, k, set, |i, v| out[slot[i] as usize] = v);
+                    kernel.feature(part, k, set, rows.clone(), |i, v| out[slot[i] as usize] = v);
                 }
             }
         }

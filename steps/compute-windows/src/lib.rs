@@ -188,7 +188,7 @@ fn work(
         // the queue, for the whole iteration)
         let next = {
             let mut queue = queue.lock().expect("partition queue");
-            if worker % 2 == 0 {
+            if worker.is_multiple_of(2) {
                 queue.pop_back()
             } else {
                 queue.pop_front()

@@ -67,6 +67,12 @@ pub struct Args {
     #[arg(long, env = "FEATUREKIT_COMPRESSION", value_enum, default_value_t = Codec::Snappy, value_name = "CODEC")]
     pub compression: Codec,
 
+    /// Rows of a partition put in file order and written at a time: the write buffers take
+    /// about 70 bytes a row (per feature view), so a smaller value lowers the peak memory
+    #[arg(long, env = "FEATUREKIT_WRITE_ROWS", default_value_t = 262_144, value_name = "ROWS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_rows: u32,
+
     /// Worker threads [default: one per core]
     #[arg(long, env = "FEATUREKIT_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,

@@ -3,7 +3,7 @@
 //! The data flow: read the raw events once (projected columns, row groups pruned to the
 //! lookback range, decoded in parallel), keep this shard's entities and split them into
 //! partitions by entity hash; then each worker thread takes a partition (the largest or the
-//! smallest left, see [`Queue`]), groups it by entity with each entity's events in time order, runs the window [`kernel`]
+//! smallest left), groups it by entity with each entity's events in time order, runs the window [`kernel`]
 //! for every feature view, and streams the rows into its own Parquet files ([`output`]),
 //! one per UTC day.
 
@@ -101,6 +101,12 @@ struct Job {
     created: i64,
     /// Each view's.
     options: Vec<WriteOptions>,
+    /// Rows of a partition put in file order and written at a time (`--write-rows`): the
+    /// batcher's buffers (about 70 bytes a row) are sized by this, not by the largest partition
+    /// (on the benchmark's data the busiest user alone has 1.09 million events). At 262,144:
+    /// 12% fewer page faults and 80 MB less peak RSS than whole partitions, at no measurable
+    /// cost in instructions; far smaller values cost time (more, smaller writes).
+    write_rows: usize,
     failed: AtomicBool,
 }
 
@@ -134,18 +140,15 @@ impl From<Error> for Stop {
 
 /// Partitions not yet taken (each as the pieces it was read in), the smallest first.
 /// Even-numbered workers take the largest left, so a partition holding a very heavy entity
-/// starts early and the workers finish together; odd-numbered ones take the smallest, so
-/// their buffers (sized by the largest partition they have taken) grow only as the pieces
-/// are freed, instead of every worker sizing its buffers for a large partition while all
-/// the pieces are still held: the run's peak memory (on the benchmark, 5 to 10% fewer page
-/// faults). The workers meet in the middle, at partitions of about the mean size.
+/// starts early; odd-numbered ones take the smallest, so their sort and kernel buffers
+/// (sized by the largest partition they have taken) grow only as the pieces are freed,
+/// instead of every worker sizing them for a large partition while all the pieces are still
+/// held: the run's peak memory (on the benchmark, 5 to 10% fewer page faults, measured
+/// before `--write-rows` capped the write buffers). The price: the last partitions an odd
+/// worker takes are the middle-sized ones, not the smallest, so the workers may finish a
+/// little further apart than largest-first would leave them (no idle tail showed in the
+/// benchmark's CPU timeline).
 type Queue = std::sync::Mutex<std::collections::VecDeque<Vec<Partition>>>;
-
-/// Rows of a partition put in file order and written at a time: the batcher's buffers (about
-/// 70 bytes a row) are sized by this, not by the largest partition (on the benchmark's data
-/// the busiest user alone has 1.09 million events): 12% fewer page faults, 80 MB less peak
-/// RSS, and no measurable cost in instructions.
-const RUN: usize = 1 << 18;
 
 /// One worker: takes partitions until none are left, sorts each, computes every view,
 /// writes its own files. Its buffers are reused from partition to partition.
@@ -208,40 +211,35 @@ fn work(
             let clock = Instant::now();
             kernel.prepare(&part, job.range);
             stages.windows += clock.elapsed();
-            let runs: Vec<_> = sets
-                .iter()
-                .flat_map(|&(set, files)| {
-                    let n = kernel.rows(set).len();
-                    (0..n)
-                        .step_by(RUN)
-                        .map(move |from| (set, files, from..n.min(from + RUN)))
-                })
-                .collect();
-            for (set, files, rows) in runs {
-                let clock = Instant::now();
-                batcher.place(&part, &kernel.rows(set)[rows.clone()], files);
-                let placed = Instant::now();
-                batcher.fill(kernel, &part, set, rows);
-                let filled = Instant::now();
-                let batches = batcher.batches(&stamp);
-                let batched = Instant::now();
-                stages.batch += (placed - clock) + (batched - filled);
-                stages.windows += filled - placed;
-                for (key, batch) in batches {
-                    let sink = match sinks.entry((v, key)) {
-                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(e) => {
-                            let target = job.view_dirs[v].join(&job.naming.file(key, worker));
-                            e.insert(handle.block_on(ParquetSink::create(
-                                &target,
-                                job.schemas[v].clone(),
-                                &job.options[v],
-                            ))?)
-                        }
-                    };
-                    handle.block_on(sink.write(&batch))?;
+            for &(set, files) in &sets {
+                let n = kernel.rows(set).len();
+                for from in (0..n).step_by(job.write_rows) {
+                    let rows = from..n.min(from + job.write_rows);
+                    let clock = Instant::now();
+                    batcher.place(&part, &kernel.rows(set)[rows.clone()], files);
+                    let placed = Instant::now();
+                    batcher.fill(kernel, &part, set, rows);
+                    let filled = Instant::now();
+                    let batches = batcher.batches(&stamp);
+                    let batched = Instant::now();
+                    stages.batch += (placed - clock) + (batched - filled);
+                    stages.windows += filled - placed;
+                    for (key, batch) in batches {
+                        let sink = match sinks.entry((v, key)) {
+                            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(e) => {
+                                let target = job.view_dirs[v].join(&job.naming.file(key, worker));
+                                e.insert(handle.block_on(ParquetSink::create(
+                                    &target,
+                                    job.schemas[v].clone(),
+                                    &job.options[v],
+                                ))?)
+                            }
+                        };
+                        handle.block_on(sink.write(&batch))?;
+                    }
+                    stages.write += batched.elapsed();
                 }
-                stages.write += batched.elapsed();
             }
         }
         progress.advance(part.len() as u64);
@@ -395,6 +393,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
             .iter()
             .map(|v| output::write_options(v, args.compression))
             .collect(),
+        write_rows: args.write_rows as usize,
         failed: AtomicBool::new(false),
     });
     let progress = Arc::new(Progress::new("compute", loader.rows_kept));

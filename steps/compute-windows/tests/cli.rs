@@ -314,6 +314,22 @@ fn shards_together_equal_one_run_and_reruns_replace_days() {
 }
 
 #[test]
+fn rows_written_a_few_at_a_time_are_those_of_whole_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated(dir.path(), 20_000);
+    let range = ["--start", "2025-11-05", "--end", "2025-11-15", "--threads", "2"];
+    let whole = dir.path().join("whole");
+    ok(&compute(&input, &whole, &range));
+    let runs = dir.path().join("runs");
+    // runs of 7 rows: every partition's events and as-of rows take many runs, one of them short
+    ok(&compute(&input, &runs, &[&range[..], &["--write-rows", "7"]].concat()));
+    let view = "user_transaction_features";
+    let rows = read_rows(&whole.join(view));
+    assert!(rows.len() > 10_000, "{} rows", rows.len());
+    assert_eq!(read_rows(&runs.join(view)), rows);
+}
+
+#[test]
 fn lookback_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let input = generated(dir.path(), 5_000);

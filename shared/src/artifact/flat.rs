@@ -3,10 +3,11 @@
 //! Arrow's general writer first lists the index of every value to write (what nulls and
 //! nesting need), then copies the values through that list into a scratch buffer for the
 //! encoder: sixteen bytes written per value that a flat column does not need. Here each
-//! column's values go from the array to its encoder as they are. The encoders, pages,
-//! statistics and footer are the parquet crate's own, configured by the same
-//! `WriterProperties`, and the Arrow schema is embedded as Arrow's writer embeds it, so the
-//! files are those `ArrowWriter` writes.
+//! column's values go from the array to its encoder as they are: the common columns to
+//! [`pages`], which encodes them a block at a time, the others to the parquet crate's column
+//! writer. Both are configured by the same `WriterProperties`, and the Arrow schema is
+//! embedded as Arrow's writer embeds it, so the files are those `ArrowWriter` writes (tested
+//! byte for byte).
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -19,12 +20,14 @@ use arrow::datatypes::{
 use bytes::Bytes;
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::column::page::{CompressedPage, PageWriteSpec, PageWriter};
-use parquet::column::writer::{ColumnWriter, get_column_writer};
+use parquet::column::writer::{ColumnCloseResult, ColumnWriter, get_column_writer};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnPath, SchemaDescPtr};
+
+mod pages;
 
 /// Whether every column of `schema` can be written flat with `props`: non-null numbers and
 /// timestamps, without dictionaries (a dictionary column's pages wait inside the column writer
@@ -143,33 +146,50 @@ impl PageWriter for PageBuffer {
     }
 }
 
-/// One column of the row group being written.
-struct Chunk {
-    writer: ColumnWriter<'static>,
-    pages: Pages,
-    /// Bytes per value before encoding.
-    width: usize,
+/// One column of the row group being written: encoded here ([`pages`]) where it can be,
+/// else by the parquet crate's column writer.
+enum Chunk {
+    Encoded(Box<pages::Encoded>),
+    Crate {
+        writer: Box<ColumnWriter<'static>>,
+        pages: Pages,
+    },
+}
+
+/// A timestamp or 64-bit integer column's values.
+fn ints(array: &ArrayRef) -> Option<&[i64]> {
+    Some(match array.data_type() {
+        DataType::Int64 => array.as_primitive::<Int64Type>().values(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => array.as_primitive::<TimestampMillisecondType>().values(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => array.as_primitive::<TimestampMicrosecondType>().values(),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => array.as_primitive::<TimestampNanosecondType>().values(),
+        _ => return None,
+    })
 }
 
 impl Chunk {
     /// Values `[from, from + len)` of `array`.
     fn write(&mut self, array: &ArrayRef, from: usize, len: usize) -> Result<()> {
         let range = from..from + len;
-        match (&mut self.writer, array.data_type()) {
+        let writer = match self {
+            Chunk::Encoded(e) => {
+                return match (ints(array), array.data_type()) {
+                    (Some(v), _) if e.takes_ints() => e.write_ints(&v[range]),
+                    (Some(v), _) => e.write_bytes(&v[range]),
+                    (None, DataType::Int32) => e.write_bytes(&array.as_primitive::<Int32Type>().values()[range]),
+                    (None, DataType::Float32) => e.write_bytes(&array.as_primitive::<Float32Type>().values()[range]),
+                    (None, DataType::Float64) => e.write_bytes(&array.as_primitive::<Float64Type>().values()[range]),
+                    _ => Err(mismatch(array)),
+                };
+            }
+            Chunk::Crate { writer, .. } => writer,
+        };
+        match (&mut **writer, array.data_type()) {
             (ColumnWriter::Int32ColumnWriter(w), DataType::Int32) => {
                 w.write_batch(&array.as_primitive::<Int32Type>().values()[range], None, None)?;
             }
-            (ColumnWriter::Int64ColumnWriter(w), DataType::Int64) => {
-                w.write_batch(&array.as_primitive::<Int64Type>().values()[range], None, None)?;
-            }
-            (ColumnWriter::Int64ColumnWriter(w), DataType::Timestamp(unit, _)) => {
-                let values = match unit {
-                    TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().values(),
-                    TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().values(),
-                    TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().values(),
-                    TimeUnit::Second => return Err(mismatch(array)),
-                };
-                w.write_batch(&values[range], None, None)?;
+            (ColumnWriter::Int64ColumnWriter(w), _) if ints(array).is_some() => {
+                w.write_batch(&ints(array).expect("checked")[range], None, None)?;
             }
             (ColumnWriter::FloatColumnWriter(w), DataType::Float32) => {
                 w.write_batch(&array.as_primitive::<Float32Type>().values()[range], None, None)?;
@@ -182,14 +202,35 @@ impl Chunk {
         Ok(())
     }
 
-    /// Rows already encoded into pages.
-    fn rows_paged(&self) -> u64 {
-        match &self.writer {
-            ColumnWriter::Int32ColumnWriter(w) => w.get_total_rows_written(),
-            ColumnWriter::Int64ColumnWriter(w) => w.get_total_rows_written(),
-            ColumnWriter::FloatColumnWriter(w) => w.get_total_rows_written(),
-            ColumnWriter::DoubleColumnWriter(w) => w.get_total_rows_written(),
-            _ => 0,
+    /// Rows already encoded into pages, and those pages' bytes.
+    fn paged(&self) -> (u64, u64) {
+        match self {
+            Chunk::Encoded(e) => (e.rows_paged(), e.paged_bytes()),
+            Chunk::Crate { writer, pages } => {
+                let rows = match &**writer {
+                    ColumnWriter::Int32ColumnWriter(w) => w.get_total_rows_written(),
+                    ColumnWriter::Int64ColumnWriter(w) => w.get_total_rows_written(),
+                    ColumnWriter::FloatColumnWriter(w) => w.get_total_rows_written(),
+                    ColumnWriter::DoubleColumnWriter(w) => w.get_total_rows_written(),
+                    _ => 0,
+                };
+                (rows, pages.lock().expect("page buffer").bytes_written() as u64)
+            }
+        }
+    }
+
+    /// The chunk's pages and metadata.
+    fn close(self) -> Result<(Parts, ColumnCloseResult)> {
+        match self {
+            Chunk::Encoded(e) => e.close(),
+            Chunk::Crate { writer, pages } => {
+                let close = writer.close()?;
+                let pages = std::mem::replace(
+                    &mut *pages.lock().expect("page buffer"),
+                    TrackedWrite::new(Parts::default()),
+                );
+                Ok((pages.into_inner()?, close))
+            }
         }
     }
 }
@@ -207,6 +248,8 @@ pub struct FlatWriter<W: Write + Send> {
     file: SerializedFileWriter<W>,
     /// Each column's Arrow type, as batches must have it.
     types: Vec<DataType>,
+    /// Each column's bytes per value before encoding.
+    widths: Vec<usize>,
     props: WriterPropertiesPtr,
     schema: SchemaDescPtr,
     /// The row group being written: one chunk per column, or none before its first row.
@@ -228,6 +271,11 @@ impl<W: Write + Send> FlatWriter<W> {
         Ok(FlatWriter {
             file,
             types: schema.fields().iter().map(|f| f.data_type().clone()).collect(),
+            widths: schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().primitive_width().unwrap_or(8))
+                .collect(),
             props,
             schema: Arc::new(parquet),
             chunks: Vec::new(),
@@ -273,13 +321,15 @@ impl<W: Write + Send> FlatWriter<W> {
 
     fn chunk(&self, c: usize) -> Chunk {
         let descr = self.schema.column(c);
-        let width = match descr.physical_type() {
-            parquet::basic::Type::INT32 | parquet::basic::Type::FLOAT => 4,
-            _ => 8,
-        };
+        if let Some(plan) = pages::plan(&descr, &self.props) {
+            return Chunk::Encoded(Box::new(pages::Encoded::new(descr, plan, &self.props)));
+        }
         let pages: Pages = Arc::new(Mutex::new(TrackedWrite::new(Parts::default())));
         let writer = get_column_writer(descr, self.props.clone(), Box::new(PageBuffer(pages.clone())));
-        Chunk { writer, pages, width }
+        Chunk::Crate {
+            writer: Box::new(writer),
+            pages,
+        }
     }
 
     /// Bytes the row group being written holds: its pages, and the values not yet in a page
@@ -288,9 +338,10 @@ impl<W: Write + Send> FlatWriter<W> {
     pub fn in_progress_size(&self) -> usize {
         self.chunks
             .iter()
-            .map(|c| {
-                let paged = c.pages.lock().expect("page buffer").bytes_written();
-                paged + (self.rows - c.rows_paged() as usize) * c.width
+            .zip(&self.widths)
+            .map(|(c, width)| {
+                let (rows, bytes) = c.paged();
+                bytes as usize + (self.rows - rows as usize) * width
             })
             .sum()
     }
@@ -302,12 +353,8 @@ impl<W: Write + Send> FlatWriter<W> {
         }
         let mut group = self.file.next_row_group()?;
         for chunk in self.chunks.drain(..) {
-            let close = chunk.writer.close()?;
-            let pages = std::mem::replace(
-                &mut *chunk.pages.lock().expect("page buffer"),
-                TrackedWrite::new(Parts::default()),
-            );
-            group.append_column(&pages.into_inner()?, close)?;
+            let (pages, close) = chunk.close()?;
+            group.append_column(&pages, close)?;
         }
         group.close()?;
         self.rows = 0;
@@ -358,8 +405,27 @@ mod tests {
             Arc::new(Int32Array::from_iter_values(rows.clone().map(|i| (i % 13) as i32))),
             Arc::new(Float32Array::from_iter_values(rows.clone().map(|i| i as f32 / 3.0))),
             Arc::new(Float64Array::from_iter_values(
-                rows.map(|i| ((i * 31) % 1000) as f64 * 0.25),
+                rows.clone().map(|i| ((i * 31) % 1000) as f64 * 0.25),
             )),
+            Arc::new(Int64Array::from_iter_values(rows.clone().map(|i| (i % 5) as i64))),
+            Arc::new(Int64Array::from_iter_values(
+                rows.clone().map(|i| 1_000_000 - (i as i64) * 3 + (i % 4) as i64),
+            )),
+            // deltas of every width, wrapping past the ends of i64
+            Arc::new(Int64Array::from_iter_values(rows.clone().map(|i| {
+                let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                if i % 3 == 0 {
+                    x as i64
+                } else {
+                    (x >> (i % 64)) as i64 - 5
+                }
+            }))),
+            Arc::new(Int64Array::from_iter_values(
+                rows.clone().map(|i| (i as i64 * 7) % 1001 - 500),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(rows.map(|_| 1_767_225_600_000_000)).with_timezone("UTC"),
+            ),
         ];
         // sliced arrays: values at an offset into their buffers
         let padded = RecordBatch::try_new(
@@ -385,20 +451,57 @@ mod tests {
             Field::new("small", DataType::Int32, false),
             Field::new("f32", DataType::Float32, false),
             Field::new("f64", DataType::Float64, false),
+            Field::new("count", DataType::Int64, false),
+            Field::new("descending", DataType::Int64, false),
+            Field::new("wild", DataType::Int64, false),
+            Field::new("chunk", DataType::Int64, false),
+            Field::new(
+                "created",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
         ]));
+        let delta = ["user_id", "count", "descending", "wild", "created"];
         let props = || {
-            WriterProperties::builder()
+            let mut props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .set_dictionary_enabled(false)
                 .set_max_row_group_row_count(Some(30_000))
                 .set_write_batch_size(8192)
-                .set_column_encoding(ColumnPath::from("user_id"), Encoding::DELTA_BINARY_PACKED)
                 .set_column_compression(ColumnPath::from("f32"), Compression::UNCOMPRESSED)
+                .set_column_compression(ColumnPath::from("count"), Compression::UNCOMPRESSED)
                 .set_column_statistics_enabled(ColumnPath::from("f64"), EnabledStatistics::None)
-                .build()
+                .set_column_statistics_enabled(ColumnPath::from("count"), EnabledStatistics::None)
+                .set_column_statistics_enabled(ColumnPath::from("chunk"), EnabledStatistics::Chunk);
+            for name in delta {
+                props = props.set_column_encoding(ColumnPath::from(name), Encoding::DELTA_BINARY_PACKED);
+            }
+            props.build()
         };
+        // every column but the 32-bit ones with statistics is encoded here
+        let descr = ArrowSchemaConverter::new().convert(&schema).unwrap();
+        let here: Vec<&str> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| pages::plan(&descr.column(*c), &props()).is_some())
+            .map(|(_, f)| f.name().as_str())
+            .collect();
+        assert_eq!(
+            here,
+            [
+                "user_id",
+                "ts",
+                "f64",
+                "count",
+                "descending",
+                "wild",
+                "chunk",
+                "created"
+            ]
+        );
         assert!(supports(&schema, &props()));
-        // batches across row groups, one flushed early, and an empty one
+        // batches across row groups, two flushed early, and an empty one
         let mut arrow = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props())).unwrap();
         let mut flat = FlatWriter::try_new(Vec::new(), &schema, Some(props())).unwrap();
         for (i, (from, n)) in [
@@ -407,6 +510,7 @@ mod tests {
             (75_000, 0),
             (75_000, 1234),
             (76_234, 9000),
+            (85_234, 1),
         ]
         .into_iter()
         .enumerate()
@@ -414,7 +518,8 @@ mod tests {
             let b = batch(&schema, from, n);
             arrow.write(&b).unwrap();
             flat.write(&b).unwrap();
-            if i == 3 {
+            // a row group of a single row comes last
+            if i == 3 || i == 4 {
                 assert!(flat.in_progress_size() > 0);
                 arrow.flush().unwrap();
                 flat.flush().unwrap();

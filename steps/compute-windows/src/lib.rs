@@ -110,6 +110,74 @@ struct Job {
     failed: AtomicBool,
 }
 
+/// Files whose rows are all written, waiting to be finished (their row groups encoded out,
+/// their footers written, committed), and how many workers are still computing. A worker out
+/// of partitions finishes files, its own and the others' as they come, until none are left
+/// and no worker computes: the workers end together, however unevenly their last
+/// partitions ended.
+#[derive(Default)]
+struct Finishing {
+    state: std::sync::Mutex<(Vec<Unfinished>, usize)>,
+    ready: std::sync::Condvar,
+}
+
+/// A file to finish: its view, name and sink.
+type Unfinished = (usize, String, ParquetSink);
+
+impl Finishing {
+    fn new(workers: usize) -> Finishing {
+        Finishing {
+            state: std::sync::Mutex::new((Vec::new(), workers)),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Hands over a worker's files: it computes no more (also when it stops early: then
+    /// its files are dropped, unfinished).
+    fn hand_over(&self, files: Vec<Unfinished>) {
+        let mut state = self.state.lock().expect("finishing queue");
+        state.0.extend(files);
+        state.1 -= 1;
+        self.ready.notify_all();
+    }
+
+    /// The next file to finish, waiting while a worker still computes; `None` once all are
+    /// taken (or the run is failing).
+    fn next(&self, failed: &AtomicBool) -> Option<Unfinished> {
+        let mut state = self.state.lock().expect("finishing queue");
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            if let Some(file) = state.0.pop() {
+                return Some(file);
+            }
+            if state.1 == 0 {
+                return None;
+            }
+            state = self.ready.wait(state).expect("finishing queue");
+        }
+    }
+
+    /// Wakes the waiting workers (when the run fails).
+    fn wake(&self) {
+        let _state = self.state.lock().expect("finishing queue");
+        self.ready.notify_all();
+    }
+}
+
+/// Hands a worker's files over when it stops computing, however it stops.
+struct HandOver<'a> {
+    finishing: &'a Finishing,
+    files: Vec<Unfinished>,
+}
+
+impl Drop for HandOver<'_> {
+    fn drop(&mut self) {
+        self.finishing.hand_over(std::mem::take(&mut self.files));
+    }
+}
+
 /// A file a worker wrote.
 struct Written {
     view: usize,
@@ -145,9 +213,9 @@ impl From<Error> for Stop {
 /// instead of every worker sizing them for a large partition while all the pieces are still
 /// held: the run's peak memory (on the benchmark, 5 to 10% fewer page faults, measured
 /// before `--write-rows` capped the write buffers). The price: the last partitions an odd
-/// worker takes are the middle-sized ones, not the smallest, so the workers may finish a
-/// little further apart than largest-first would leave them (no idle tail showed in the
-/// benchmark's CPU timeline).
+/// worker takes are the middle-sized ones, not the smallest, so the workers may end their
+/// partitions further apart than largest-first would leave them (up to 70 ms on the
+/// benchmark); finishing the files together ([`Finishing`]) fills that gap.
 type Queue = std::sync::Mutex<std::collections::VecDeque<Vec<Partition>>>;
 
 /// One worker: takes partitions until none are left, sorts each, computes every view,
@@ -156,10 +224,15 @@ fn work(
     job: &Job,
     worker: usize,
     queue: &Queue,
+    finishing: &Finishing,
     progress: &Progress,
     handle: &tokio::runtime::Handle,
 ) -> Result<(Vec<Written>, Stages), Stop> {
     let mut stages = Stages::default();
+    let mut hand_over = HandOver {
+        finishing,
+        files: Vec::new(),
+    };
     let mut sinks: BTreeMap<(usize, FileKey), ParquetSink> = BTreeMap::new();
     let mut sorter = Sorter::default();
     let mut part = Partition::default();
@@ -244,15 +317,23 @@ fn work(
         }
         progress.advance(part.len() as u64);
     }
+    hand_over.files = sinks
+        .into_iter()
+        .map(|((view, key), sink)| (view, job.naming.file(key, worker), sink))
+        .collect();
+    drop(hand_over);
     let mut written = Vec::new();
     let clock = Instant::now();
-    for ((view, key), sink) in sinks {
+    while let Some((view, name, sink)) = finishing.next(&job.failed) {
         let done = handle.block_on(sink.finish())?;
         written.push(Written {
             view,
-            name: job.naming.file(key, worker),
+            name,
             rows: done.rows,
         });
+    }
+    if job.failed.load(Ordering::Relaxed) {
+        return Err(Stop::Cancelled);
     }
     stages.write += clock.elapsed();
     Ok((written, stages))
@@ -400,19 +481,23 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let mut parts = std::mem::take(&mut loader.parts);
     parts.sort_by_key(|pieces| pieces.iter().map(Partition::len).sum::<usize>());
     let queue = Arc::new(Queue::new(parts.into()));
+    let finishing = Arc::new(Finishing::new(threads));
     let workers: Vec<_> = (0..threads)
         .map(|w| {
             let job = job.clone();
             let progress = progress.clone();
-            let queue = queue.clone();
+            let (queue, finishing) = (queue.clone(), finishing.clone());
             let handle = tokio::runtime::Handle::current();
             pool.run(move || {
                 // in the runtime's context, so that files dropped unfinished (on an error, a
                 // stop or a panic) have their uploads aborted
                 let _runtime = handle.enter();
-                let result = catch_unwind(AssertUnwindSafe(|| work(&job, w, &queue, &progress, &handle)));
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    work(&job, w, &queue, &finishing, &progress, &handle)
+                }));
                 if !matches!(result, Ok(Ok(_))) {
                     job.failed.store(true, Ordering::Relaxed); // the other workers stop too
+                    finishing.wake();
                 }
                 result.unwrap_or_else(|panic| resume_unwind(panic))
             })

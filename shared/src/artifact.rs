@@ -506,7 +506,8 @@ impl ParquetSink {
             .set_max_row_group_row_count(Some(options.row_group_rows))
             .set_dictionary_enabled(options.dictionary)
             // values are encoded 8 Ki at a time, not 1 Ki: the per-call work (statistics,
-            // page-size checks) is paid an eighth as often; pages still close at their size
+            // page-size checks) is paid an eighth as often; a page closes after the slice that
+            // brings it to 20,000 rows (the row limit, reached before the size limit)
             .set_write_batch_size(8192);
         if options.delta_integers {
             for field in schema.fields() {

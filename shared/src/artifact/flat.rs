@@ -31,8 +31,17 @@ mod pages;
 
 /// Whether every column of `schema` can be written flat with `props`: non-null numbers and
 /// timestamps, without dictionaries (a dictionary column's pages wait inside the column writer
-/// until it closes, where the row group's size could not count them).
+/// until it closes, where the row group's size could not count them), row groups cut by row
+/// count (not bytes), pages not cut by content, no distinct counts.
 pub fn supports(schema: &Schema, props: &WriterProperties) -> bool {
+    // settings this writer does not follow: row groups cut by bytes, pages cut by content,
+    // distinct counts in the statistics
+    if props.max_row_group_bytes().is_some()
+        || props.content_defined_chunking().is_some()
+        || props.write_row_group_number_distinct_values()
+    {
+        return false;
+    }
     schema.fields().iter().all(|f| {
         !f.is_nullable()
             && !props.dictionary_enabled(&ColumnPath::from(f.name().as_str()))
@@ -384,7 +393,9 @@ impl<W: Write + Send> FlatWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float32Array, Float64Array, Int32Array, Int64Array, TimestampMicrosecondArray};
+    use arrow::array::{
+        Float32Array, Float64Array, Int32Array, Int64Array, TimestampMicrosecondArray, TimestampMillisecondArray,
+    };
     use arrow::datatypes::Field;
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, Encoding};
@@ -424,8 +435,13 @@ mod tests {
                 rows.clone().map(|i| (i as i64 * 7) % 1001 - 500),
             )),
             Arc::new(
-                TimestampMicrosecondArray::from_iter_values(rows.map(|_| 1_767_225_600_000_000)).with_timezone("UTC"),
+                TimestampMicrosecondArray::from_iter_values(rows.clone().map(|_| 1_767_225_600_000_000))
+                    .with_timezone("UTC"),
             ),
+            Arc::new(TimestampMillisecondArray::from_iter_values(
+                rows.clone().map(|i| 1_700_000_000_000 + (i as i64 * 37) % 86_400_000),
+            )),
+            Arc::new(Float64Array::from_iter_values(rows.map(|i| i as f64 * 1.5))),
         ];
         // sliced arrays: values at an offset into their buffers
         let padded = RecordBatch::try_new(
@@ -460,6 +476,8 @@ mod tests {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                 false,
             ),
+            Field::new("ms", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new("plain", DataType::Float64, false),
         ]));
         let delta = ["user_id", "count", "descending", "wild", "created"];
         let props = || {
@@ -472,7 +490,11 @@ mod tests {
                 .set_column_compression(ColumnPath::from("count"), Compression::UNCOMPRESSED)
                 .set_column_statistics_enabled(ColumnPath::from("f64"), EnabledStatistics::None)
                 .set_column_statistics_enabled(ColumnPath::from("count"), EnabledStatistics::None)
-                .set_column_statistics_enabled(ColumnPath::from("chunk"), EnabledStatistics::Chunk);
+                .set_column_statistics_enabled(ColumnPath::from("chunk"), EnabledStatistics::Chunk)
+                .set_column_compression(ColumnPath::from("plain"), Compression::UNCOMPRESSED)
+                .set_column_statistics_enabled(ColumnPath::from("plain"), EnabledStatistics::None)
+                // a column's own page limit: pages of "count" hold about 3,000 rows
+                .set_column_data_page_row_count_limit(ColumnPath::from("count"), 3000);
             for name in delta {
                 props = props.set_column_encoding(ColumnPath::from(name), Encoding::DELTA_BINARY_PACKED);
             }
@@ -497,7 +519,9 @@ mod tests {
                 "descending",
                 "wild",
                 "chunk",
-                "created"
+                "created",
+                "ms",
+                "plain"
             ]
         );
         assert!(supports(&schema, &props()));
@@ -573,6 +597,18 @@ mod tests {
             &plain
         ));
         assert!(!supports(&one(DataType::Float64, false), &WriterProperties::default()));
+        // row groups cut by bytes, distinct counts: Arrow's writer
+        let plain_with =
+            |b: parquet::file::properties::WriterPropertiesBuilder| b.set_dictionary_enabled(false).build();
+        let f64_column = one(DataType::Float64, false);
+        assert!(!supports(
+            &f64_column,
+            &plain_with(WriterProperties::builder().set_max_row_group_bytes(Some(1 << 20)))
+        ));
+        assert!(!supports(
+            &f64_column,
+            &plain_with(WriterProperties::builder().set_write_row_group_number_distinct_values(true))
+        ));
     }
 
     #[test]

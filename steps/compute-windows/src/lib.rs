@@ -113,8 +113,8 @@ struct Job {
 /// Files whose rows are all written, waiting to be finished (their row groups encoded out,
 /// their footers written, committed), and how many workers are still computing. A worker out
 /// of partitions finishes files, its own and the others' as they come, until none are left
-/// and no worker computes: the workers end together, however unevenly their last
-/// partitions ended.
+/// and no worker computes: a worker whose partitions ended first is not idle while another
+/// still has files to finish (it still waits while the other computes).
 #[derive(Default)]
 struct Finishing {
     state: std::sync::Mutex<(Vec<Unfinished>, usize)>,
@@ -142,11 +142,15 @@ impl Finishing {
     }
 
     /// The next file to finish, waiting while a worker still computes; `None` once all are
-    /// taken (or the run is failing).
+    /// taken, or when the run fails or is stopped: then the files left are dropped unfinished
+    /// (their uploads aborted) here, on a worker, in the runtime's context.
     fn next(&self, failed: &AtomicBool) -> Option<Unfinished> {
         let mut state = self.state.lock().expect("finishing queue");
         loop {
-            if failed.load(Ordering::Relaxed) {
+            if failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
+                let abandoned = std::mem::take(&mut state.0);
+                drop(state);
+                drop(abandoned);
                 return None;
             }
             if let Some(file) = state.0.pop() {
@@ -166,7 +170,9 @@ impl Finishing {
     }
 }
 
-/// Hands a worker's files over when it stops computing, however it stops.
+/// Hands a worker's files over when it stops computing, however it stops (the first thing
+/// [`work`] makes, so that every worker's count is taken off once: the pool runs every
+/// worker, one thread each).
 struct HandOver<'a> {
     finishing: &'a Finishing,
     files: Vec<Unfinished>,
@@ -323,19 +329,19 @@ fn work(
         .collect();
     drop(hand_over);
     let mut written = Vec::new();
-    let clock = Instant::now();
     while let Some((view, name, sink)) = finishing.next(&job.failed) {
+        let clock = Instant::now();
         let done = handle.block_on(sink.finish())?;
+        stages.write += clock.elapsed();
         written.push(Written {
             view,
             name,
             rows: done.rows,
         });
     }
-    if job.failed.load(Ordering::Relaxed) {
+    if job.failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
         return Err(Stop::Cancelled);
     }
-    stages.write += clock.elapsed();
     Ok((written, stages))
 }
 

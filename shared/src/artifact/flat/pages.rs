@@ -7,7 +7,7 @@
 //! about ten times what a block-at-a-time encoder does, and a plain one is copied three times
 //! before it reaches a page. The bytes are the crate's: pages are cut where its column writer
 //! cuts them (after the `write_batch_size` slice of a write that brings the page to
-//! `data_page_row_count_limit` rows, with `supports` ruling out a cut by size), encoded
+//! the column's `data_page_row_count_limit` rows, with [`plan`] ruling out a cut by size), encoded
 //! as its encoders encode, and described by the same metadata, statistics, column index and
 //! offset index, so the files are those `ArrowWriter` writes (tested byte for byte).
 
@@ -67,9 +67,9 @@ pub(super) fn plan(descr: &ColumnDescPtr, props: &WriterProperties) -> Option<Pl
         DELTA_BYTES_PER_VALUE
     };
     let most_rows = props
-        .data_page_row_count_limit()
+        .column_data_page_row_count_limit(path)
         .checked_add(props.write_batch_size())?;
-    if most_rows.checked_mul(bytes_per_value)? >= props.data_page_size_limit() {
+    if most_rows.checked_mul(bytes_per_value)? >= props.column_data_page_size_limit(path) {
         return None;
     }
     Some(Plan {
@@ -113,7 +113,9 @@ pub(super) struct Encoded {
     body: Vec<u8>,
     delta: Delta,
     range: Option<(i64, i64)>,
-    pages: TrackedWrite<Parts>,
+    /// The chunk's pages (from its first: a writer buffers 8 KiB, and a worker may have a
+    /// chunk open for every column of every file it writes).
+    pages: Option<TrackedWrite<Parts>>,
     summary: Option<Summary>,
     offsets: Option<OffsetIndexBuilder>,
     pages_written: i32,
@@ -140,16 +142,17 @@ impl Encoded {
             ascending: true,
             descending: true,
         });
+        let page_rows = props.column_data_page_row_count_limit(descr.path());
         Encoded {
             descr,
             plan,
             batch: props.write_batch_size().max(1),
-            page_rows: props.data_page_row_count_limit(),
+            page_rows,
             rows: 0,
             body: Vec::new(),
             delta: Delta::default(),
             range: None,
-            pages: TrackedWrite::new(Parts::default()),
+            pages: None,
             summary,
             offsets: (!props.offset_index_disabled()).then(OffsetIndexBuilder::new),
             pages_written: 0,
@@ -214,7 +217,7 @@ impl Encoded {
 
     /// Bytes of the pages written.
     pub(super) fn paged_bytes(&self) -> u64 {
-        self.pages.bytes_written() as u64
+        self.pages.as_ref().map_or(0, |p| p.bytes_written() as u64)
     }
 
     /// Writes the open page.
@@ -233,10 +236,12 @@ impl Encoded {
         } else {
             0
         };
-        // held until the row group is written: without the room it grew into (freed in
-        // place; reserving a page's size up front instead saves copies but costs more page
-        // faults than it saves)
-        body.shrink_to_fit();
+        if !self.plan.snappy {
+            // held until the row group is written: without the room it grew into (freed in
+            // place; reserving a page's size up front instead saves copies but costs more
+            // page faults than it saves)
+            body.shrink_to_fit();
+        }
         let mut body = Bytes::from(body).slice(from..);
         let uncompressed = body.len();
         if self.plan.snappy {
@@ -262,9 +267,10 @@ impl Encoded {
             rep_level_encoding: Encoding::RLE,
             statistics: None,
         };
-        self.pages.inner_mut().page = Some(body);
-        let spec = SerializedPageWriter::new(&mut self.pages).write_page(CompressedPage::new(page, uncompressed))?;
-        self.pages.inner_mut().page = None;
+        let pages = self.pages.get_or_insert_with(|| TrackedWrite::new(Parts::default()));
+        pages.inner_mut().page = Some(body);
+        let spec = SerializedPageWriter::new(pages).write_page(CompressedPage::new(page, uncompressed))?;
+        pages.inner_mut().page = None;
         if let Some(offsets) = &mut self.offsets {
             offsets.append_row_count(rows as i64);
             offsets.append_unencoded_byte_array_data_bytes(None);
@@ -336,7 +342,11 @@ impl Encoded {
             column_index,
             offset_index: self.offsets.map(OffsetIndexBuilder::build),
         };
-        Ok((self.pages.into_inner()?, close))
+        let pages = match self.pages {
+            Some(pages) => pages.into_inner()?,
+            None => Parts::default(),
+        };
+        Ok((pages, close))
     }
 }
 

@@ -22,6 +22,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
+use prost::encoding::encode_varint;
 
 use super::Parts;
 
@@ -419,10 +420,10 @@ impl Delta {
             self.deltas.clear();
         }
         let mut header = Vec::with_capacity(HEADER_ROOM);
-        vlq(&mut header, BLOCK as u64);
-        vlq(&mut header, (BLOCK / MINIBLOCK) as u64);
-        vlq(&mut header, self.values);
-        vlq(&mut header, zigzag(self.first));
+        encode_varint(BLOCK as u64, &mut header);
+        encode_varint((BLOCK / MINIBLOCK) as u64, &mut header);
+        encode_varint(self.values, &mut header);
+        encode_varint(zigzag(self.first), &mut header);
         self.values = 0;
         header
     }
@@ -431,7 +432,7 @@ impl Delta {
 /// Appends a block of deltas (at least one, at most 256).
 fn block(deltas: &[i64], out: &mut Vec<u8>) {
     let min = deltas.iter().copied().min().expect("a block has a delta");
-    vlq(out, zigzag(min));
+    encode_varint(zigzag(min), out);
     let widths_at = out.len();
     out.extend_from_slice(&[0; BLOCK / MINIBLOCK]);
     for (m, mini) in deltas.chunks(MINIBLOCK).enumerate() {
@@ -482,14 +483,8 @@ fn pack_as<const W: usize>(values: &[u64; MINIBLOCK], out: &mut Vec<u8>) {
     out.extend_from_slice(words.to_byte_slice());
 }
 
+/// Zigzag: small magnitudes, either sign, to small unsigned numbers (written as ULEB128
+/// varints, `encode_varint`, as Parquet and protobuf both write them).
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn vlq(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }

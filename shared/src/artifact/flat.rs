@@ -180,35 +180,35 @@ impl Chunk {
     /// Values `[from, from + len)` of `array`.
     fn write(&mut self, array: &ArrayRef, from: usize, len: usize) -> Result<()> {
         let range = from..from + len;
-        let writer = match self {
-            Chunk::Encoded(e) => {
-                return match (ints(array), array.data_type()) {
-                    (Some(v), _) if e.takes_ints() => e.write_ints(&v[range]),
-                    (Some(v), _) => e.write_bytes(&v[range]),
-                    (None, DataType::Int32) => e.write_bytes(&array.as_primitive::<Int32Type>().values()[range]),
-                    (None, DataType::Float32) => e.write_bytes(&array.as_primitive::<Float32Type>().values()[range]),
-                    (None, DataType::Float64) => e.write_bytes(&array.as_primitive::<Float64Type>().values()[range]),
-                    _ => Err(mismatch(array)),
-                };
+        let (ints, t) = (ints(array), array.data_type());
+        match self {
+            Chunk::Encoded(e) => match (ints, t) {
+                (Some(v), _) if e.takes_ints() => e.write_ints(&v[range]),
+                (Some(v), _) => e.write_bytes(&v[range]),
+                (None, DataType::Int32) => e.write_bytes(&array.as_primitive::<Int32Type>().values()[range]),
+                (None, DataType::Float32) => e.write_bytes(&array.as_primitive::<Float32Type>().values()[range]),
+                (None, DataType::Float64) => e.write_bytes(&array.as_primitive::<Float64Type>().values()[range]),
+                _ => Err(mismatch(array)),
+            },
+            Chunk::Crate { writer, .. } => {
+                match (&mut **writer, ints, t) {
+                    (ColumnWriter::Int32ColumnWriter(w), _, DataType::Int32) => {
+                        w.write_batch(&array.as_primitive::<Int32Type>().values()[range], None, None)?;
+                    }
+                    (ColumnWriter::Int64ColumnWriter(w), Some(v), _) => {
+                        w.write_batch(&v[range], None, None)?;
+                    }
+                    (ColumnWriter::FloatColumnWriter(w), _, DataType::Float32) => {
+                        w.write_batch(&array.as_primitive::<Float32Type>().values()[range], None, None)?;
+                    }
+                    (ColumnWriter::DoubleColumnWriter(w), _, DataType::Float64) => {
+                        w.write_batch(&array.as_primitive::<Float64Type>().values()[range], None, None)?;
+                    }
+                    _ => return Err(mismatch(array)),
+                }
+                Ok(())
             }
-            Chunk::Crate { writer, .. } => writer,
-        };
-        match (&mut **writer, array.data_type()) {
-            (ColumnWriter::Int32ColumnWriter(w), DataType::Int32) => {
-                w.write_batch(&array.as_primitive::<Int32Type>().values()[range], None, None)?;
-            }
-            (ColumnWriter::Int64ColumnWriter(w), _) if ints(array).is_some() => {
-                w.write_batch(&ints(array).expect("checked")[range], None, None)?;
-            }
-            (ColumnWriter::FloatColumnWriter(w), DataType::Float32) => {
-                w.write_batch(&array.as_primitive::<Float32Type>().values()[range], None, None)?;
-            }
-            (ColumnWriter::DoubleColumnWriter(w), DataType::Float64) => {
-                w.write_batch(&array.as_primitive::<Float64Type>().values()[range], None, None)?;
-            }
-            _ => return Err(mismatch(array)),
         }
-        Ok(())
     }
 
     /// Rows already encoded into pages, and those pages' bytes.

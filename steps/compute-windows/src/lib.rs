@@ -115,17 +115,16 @@ struct Job {
 /// of partitions finishes files, its own and the others' as they come, until none are left
 /// and no worker computes: a worker whose partitions ended first is not idle while another
 /// still has files to finish (it still waits while the other computes).
-#[derive(Default)]
-struct Finishing {
-    state: std::sync::Mutex<(Vec<Unfinished>, usize)>,
+struct Finishing<T = Unfinished> {
+    state: std::sync::Mutex<(Vec<T>, usize)>,
     ready: std::sync::Condvar,
 }
 
 /// A file to finish: its view, name and sink.
 type Unfinished = (usize, String, ParquetSink);
 
-impl Finishing {
-    fn new(workers: usize) -> Finishing {
+impl<T> Finishing<T> {
+    fn new(workers: usize) -> Finishing<T> {
         Finishing {
             state: std::sync::Mutex::new((Vec::new(), workers)),
             ready: std::sync::Condvar::new(),
@@ -134,7 +133,7 @@ impl Finishing {
 
     /// Hands over a worker's files: it computes no more (also when it stops early: then
     /// its files are dropped, unfinished).
-    fn hand_over(&self, files: Vec<Unfinished>) {
+    fn hand_over(&self, files: Vec<T>) {
         let mut state = self.state.lock().expect("finishing queue");
         state.0.extend(files);
         state.1 -= 1;
@@ -144,7 +143,7 @@ impl Finishing {
     /// The next file to finish, waiting while a worker still computes; `None` once all are
     /// taken, or when the run fails or is stopped: then the files left are dropped unfinished
     /// (their uploads aborted) here, on a worker, in the runtime's context.
-    fn next(&self, failed: &AtomicBool) -> Option<Unfinished> {
+    fn next(&self, failed: &AtomicBool) -> Option<T> {
         let mut state = self.state.lock().expect("finishing queue");
         loop {
             if failed.load(Ordering::Relaxed) || featurekit::step::stopping() {
@@ -173,12 +172,12 @@ impl Finishing {
 /// Hands a worker's files over when it stops computing, however it stops (the first thing
 /// [`work`] makes, so that every worker's count is taken off once: the pool runs every
 /// worker, one thread each).
-struct HandOver<'a> {
-    finishing: &'a Finishing,
-    files: Vec<Unfinished>,
+struct HandOver<'a, T = Unfinished> {
+    finishing: &'a Finishing<T>,
+    files: Vec<T>,
 }
 
-impl Drop for HandOver<'_> {
+impl<T> Drop for HandOver<'_, T> {
     fn drop(&mut self) {
         self.finishing.hand_over(std::mem::take(&mut self.files));
     }
@@ -602,4 +601,44 @@ fn micros_rfc3339(t: i64) -> String {
         || t.to_string(),
         |d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Finishing, HandOver};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_worker_out_of_partitions_finishes_the_files_the_other_hands_over() {
+        let finishing = Finishing::new(2);
+        let failed = AtomicBool::new(false);
+        let taken = std::thread::scope(|s| {
+            let early = s.spawn(|| {
+                finishing.hand_over(vec![1]);
+                std::iter::from_fn(|| finishing.next(&failed)).collect::<Vec<_>>()
+            });
+            // the other computes a while longer, then hands over its files and takes none
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(HandOver {
+                finishing: &finishing,
+                files: vec![2, 3],
+            });
+            early.join().unwrap()
+        });
+        let mut taken = taken;
+        taken.sort();
+        assert_eq!(taken, [1, 2, 3]);
+        assert_eq!(finishing.next(&failed), None);
+    }
+
+    #[test]
+    fn a_failing_run_leaves_no_file_to_finish() {
+        let finishing = Finishing::new(2);
+        let failed = AtomicBool::new(false);
+        finishing.hand_over(vec!["a", "b"]);
+        failed.store(true, Ordering::Relaxed);
+        // a worker still computes, yet nothing is waited for: the files are dropped
+        assert_eq!(finishing.next(&failed), None);
+        assert!(finishing.state.lock().unwrap().0.is_empty());
+    }
 }

@@ -91,6 +91,24 @@ pub(super) struct Plan {
     statistics: EnabledStatistics,
 }
 
+impl Plan {
+    fn encoding(&self) -> Encoding {
+        if self.delta {
+            Encoding::DELTA_BINARY_PACKED
+        } else {
+            Encoding::PLAIN
+        }
+    }
+
+    fn codec(&self) -> Compression {
+        if self.snappy {
+            Compression::SNAPPY
+        } else {
+            Compression::UNCOMPRESSED
+        }
+    }
+}
+
 /// Statistics of a 64-bit integer column's pages.
 struct Summary {
     chunk: Option<(i64, i64)>,
@@ -123,7 +141,6 @@ pub(super) struct Encoded {
     first_page: Option<u64>,
     compressed: u64,
     uncompressed: u64,
-    bytes_written: u64,
     rows_written: u64,
 }
 
@@ -160,7 +177,6 @@ impl Encoded {
             first_page: None,
             compressed: 0,
             uncompressed: 0,
-            bytes_written: 0,
             rows_written: 0,
         }
     }
@@ -255,15 +271,10 @@ impl Encoded {
                 Ok::<_, ParquetError>(Bytes::copy_from_slice(&room[..n]))
             })?;
         }
-        let encoding = if self.plan.delta {
-            Encoding::DELTA_BINARY_PACKED
-        } else {
-            Encoding::PLAIN
-        };
         let page = Page::DataPage {
             buf: body.clone(),
             num_values: rows as u32,
-            encoding,
+            encoding: self.plan.encoding(),
             def_level_encoding: Encoding::RLE,
             rep_level_encoding: Encoding::RLE,
             statistics: None,
@@ -281,7 +292,6 @@ impl Encoded {
         self.pages_written += 1;
         self.compressed += spec.compressed_size as u64;
         self.uncompressed += spec.uncompressed_size as u64;
-        self.bytes_written += spec.bytes_written;
         self.rows_written += rows as u64;
         Ok(())
     }
@@ -291,23 +301,14 @@ impl Encoded {
         if self.rows > 0 {
             self.page()?;
         }
-        let encoding = if self.plan.delta {
-            Encoding::DELTA_BINARY_PACKED
-        } else {
-            Encoding::PLAIN
-        };
-        let codec = if self.plan.snappy {
-            Compression::SNAPPY
-        } else {
-            Compression::UNCOMPRESSED
-        };
+        let (encoding, bytes_written) = (self.plan.encoding(), self.paged_bytes());
         let stats = (self.pages_written > 0).then_some(PageEncodingStats {
             page_type: PageType::DATA_PAGE,
             encoding,
             count: self.pages_written,
         });
         let mut metadata = ColumnChunkMetaData::builder(self.descr.clone())
-            .set_compression(codec)
+            .set_compression(self.plan.codec())
             .set_encodings_mask(EncodingMask::new_from_encodings([Encoding::RLE, encoding].iter()))
             .set_page_encoding_stats(stats.into_iter().collect())
             .set_total_compressed_size(self.compressed as i64)
@@ -336,7 +337,7 @@ impl Encoded {
             }
         }
         let close = ColumnCloseResult {
-            bytes_written: self.bytes_written,
+            bytes_written,
             rows_written: self.rows_written,
             metadata: metadata.build()?,
             bloom_filter: None,

@@ -58,7 +58,8 @@ bench-materialize-redis: venv ## materialize-redis vs redis-cli --pipe and feast
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
 	$(PYTHON) bench/materialize_redis.py "$(BIN)" $(BENCH_REDIS_ARGS)
 
-lint: ## rustfmt check and clippy with warnings as errors, all targets
+lint: ## rustfmt check, clippy with warnings as errors, and no file reaching outside the repo
+	@! git grep -nE '\.\./(\.\./)*shared/' -- ':!Makefile' || { echo "lint: the lines above reach outside the repo (a clone alone must pass)"; exit 1; }
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

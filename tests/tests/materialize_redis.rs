@@ -153,7 +153,7 @@ fn writes_feasts_golden_bytes() {
         .unwrap()
         .replace("dtype: Float64", "dtype: Float32");
     std::fs::write(&spec, seed).unwrap();
-    let golden = repo_root().join("../shared/feast");
+    let golden = repo_root().join("tests/fixtures/feast-0.67");
     let input = dir.path().join("offline");
     std::fs::create_dir_all(input.join(VIEW)).unwrap();
     std::fs::copy(

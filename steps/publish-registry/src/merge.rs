@@ -521,9 +521,9 @@ mod tests {
     fn feast_written() -> Vec<u8> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/feast/registry_after_materialize.db"
+            "/../../tests/fixtures/feast-0.67/registry_after_materialize.db"
         );
-        std::fs::read(path).expect("the team's reference folder ../shared beside the checkout")
+        std::fs::read(path).expect("tests/fixtures/feast-0.67/registry_after_materialize.db")
     }
 
     fn seed(project: &str) -> Desired {

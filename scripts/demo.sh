@@ -40,7 +40,7 @@ step "validate-features: the contract, against the profile of the day before"
 "$bin/compute-windows" --spec features.yaml --input "$out/raw/" --output "$out/offline" \
   --start 2025-11-13 --end "$day" --created-at 2025-11-14T01:00:00Z --log-level error
 "$bin/validate-features" --spec features.yaml --input "$out/offline" --start 2025-11-13 --end "$day" \
-  --profile-out "$out/validate/baseline.json" --log-level error
+  --no-baseline --profile-out "$out/validate/baseline.json" --log-level error
 rows_out=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_out"])' "$out/compute-windows.json")
 "$bin/validate-features" --spec features.yaml --input "$out/offline" --start "$day" --end "$next" \
   --baseline "$out/validate/baseline.json" --expected-rows "$rows_out" \

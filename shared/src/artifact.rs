@@ -180,7 +180,7 @@ impl Location {
     }
 
     fn local(p: &std::path::Path, shown: String) -> Result<Location> {
-        let abs = std::path::absolute(p).map_err(|e| Error::config(format!("{shown}: {e}")))?;
+        let abs = resolve(p).map_err(|e| Error::config(format!("{shown}: {e}")))?;
         let path = Path::from_absolute_path(&abs).map_err(|e| Error::config(format!("{shown}: {e}")))?;
         Ok(Location {
             store: Arc::new(LocalFileSystem::new()),
@@ -264,6 +264,38 @@ impl Location {
             Err(e) => Err(Error::from(e).context(format!("deleting {}", self.shown))),
         }
     }
+}
+
+/// A local path made absolute with no `.` or `..` left, as the kernel would resolve it: the
+/// longest part that exists is canonicalized (so `..` after a symlink goes where `open` goes),
+/// the rest (not there yet, so no symlinks in it) is joined part by part.
+fn resolve(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::path::Component;
+    let abs = std::path::absolute(p)?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    let mut base = loop {
+        match existing.canonicalize() {
+            Ok(base) => break base,
+            Err(_) => match (existing.parent(), existing.components().next_back()) {
+                (Some(parent), Some(last)) => {
+                    rest.push(last);
+                    existing = parent;
+                }
+                _ => break existing.to_path_buf(),
+            },
+        }
+    };
+    for part in rest.into_iter().rev() {
+        match part {
+            Component::ParentDir => {
+                base.pop();
+            }
+            Component::CurDir => {}
+            other => base.push(other),
+        }
+    }
+    Ok(base)
 }
 
 // ---- aborting unfinished uploads ---------------------------------------------------
@@ -886,6 +918,14 @@ pub struct ScanPlan {
 }
 
 impl ScanPlan {
+    /// Each file's name and Arrow schema (the columns asked for), those whose every row group
+    /// was pruned included: a schema is checked whether or not any row is read.
+    pub fn schemas(&self) -> impl Iterator<Item = (&str, &SchemaRef)> {
+        self.files
+            .iter()
+            .map(|(meta, rm, _)| (meta.location.as_ref(), rm.schema()))
+    }
+
     /// The largest value of an INT64 or timestamp column (microseconds for timestamps) over the
     /// row groups the plan reads, from their statistics alone; `None` when one lacks them.
     pub fn max_of(&self, column: &str) -> Result<Option<i64>> {
@@ -1172,6 +1212,31 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn local_paths_resolve_dot_dot_as_the_kernel_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        let at = |p: &str| resolve(&root.join(p)).unwrap();
+        assert_eq!(at("a/b/../x.parquet"), root.join("a/x.parquet"));
+        assert_eq!(
+            at("a/./b/new/../../y"),
+            root.join("a/y"),
+            "through parts that do not exist yet"
+        );
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("link")).unwrap();
+        assert_eq!(
+            at("link/../z"),
+            root.join("a/z"),
+            "`..` after a symlink goes where open goes"
+        );
+        let loc = Location::parse(root.join("a/b/../out/").to_str().unwrap()).unwrap();
+        assert_eq!(
+            loc.path().as_ref(),
+            root.join("a/out").to_str().unwrap().trim_start_matches('/')
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! | 1    | `Bug`       | unexpected failure: a bug, please report it                    | no           |
 //! | 2    | `Usage`     | bad command line (unknown flag, bad value, start >= end)       | no           |
 //! | 65   | `Data`      | input data broke the contract (file, column, row or key named) | no           |
+//! | 66   | `NoInput`   | an input names no object, or holds no row in the range read    | no           |
 //! | 75   | `Transient` | a dependency failed for now (object store, Redis, BigQuery)    | yes          |
 //! | 78   | `Config`    | bad configuration or credentials (spec, URL, permissions)      | no           |
 //! | 130  | interrupted | stopped by SIGINT; temporary objects removed                   | no           |
@@ -20,6 +21,10 @@ pub enum Kind {
     Bug,
     Usage,
     Data,
+    /// An input that names no object (a typo, an upstream step that wrote nothing), or whose
+    /// objects hold no row in the range read: never taken as an empty day, whose output
+    /// would replace the day's existing files.
+    NoInput,
     Transient,
     Config,
 }
@@ -30,6 +35,7 @@ impl Kind {
             Kind::Bug => 1,
             Kind::Usage => 2,
             Kind::Data => 65,
+            Kind::NoInput => 66,
             Kind::Transient => 75,
             Kind::Config => 78,
         }
@@ -67,6 +73,9 @@ impl Error {
     }
     pub fn data(msg: impl fmt::Display) -> Self {
         Error::msg(Kind::Data, msg)
+    }
+    pub fn no_input(msg: impl fmt::Display) -> Self {
+        Error::msg(Kind::NoInput, msg)
     }
     pub fn transient(msg: impl fmt::Display) -> Self {
         Error::msg(Kind::Transient, msg)
@@ -191,16 +200,24 @@ mod tests {
 
     #[test]
     fn exit_code_table() {
-        let table: Vec<(Kind, u8)> = [Kind::Bug, Kind::Usage, Kind::Data, Kind::Transient, Kind::Config]
-            .into_iter()
-            .map(|k| (k, k.exit_code()))
-            .collect();
+        let table: Vec<(Kind, u8)> = [
+            Kind::Bug,
+            Kind::Usage,
+            Kind::Data,
+            Kind::NoInput,
+            Kind::Transient,
+            Kind::Config,
+        ]
+        .into_iter()
+        .map(|k| (k, k.exit_code()))
+        .collect();
         assert_eq!(
             table,
             vec![
                 (Kind::Bug, 1),
                 (Kind::Usage, 2),
                 (Kind::Data, 65),
+                (Kind::NoInput, 66),
                 (Kind::Transient, 75),
                 (Kind::Config, 78)
             ]

@@ -396,9 +396,34 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Names become Feast object names, Parquet column names and path segments (a view's
+    /// folder): Feast's own rule for project names (letters, digits and `_`, not starting
+    /// with `_`), which also keeps out `..`, `/`, hidden names and control characters.
+    fn name(&self, what: &str, at: &Spanned<String>) -> Result<(), SpecError> {
+        let n = &at.value;
+        let first_ok = n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if first_ok && n.len() <= 255 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Ok(());
+        }
+        let shown: String = n.escape_debug().collect();
+        Err(self.err(
+            at,
+            format!(
+                "{what} name \"{shown}\": use letters, digits and `_`, starting with a letter or digit (at most 255)"
+            ),
+        ))
+    }
+
     fn check(&self, raw: RawSpec, checksum: String) -> Result<Spec, SpecError> {
-        if raw.project.value.trim().is_empty() {
-            return Err(self.err(&raw.project, "project must not be empty"));
+        self.name("project", &raw.project)?;
+        for e in &raw.entities {
+            self.name("entity", &e.name)?;
+        }
+        for v in &raw.feature_views {
+            self.name("feature view", &v.name)?;
+            for f in &v.features {
+                self.name("feature", &f.name)?;
+            }
         }
         let source = &raw.source;
         for col in [&source.timestamp_column, &source.entity_column] {
@@ -747,10 +772,37 @@ mod tests {
         ];
         for (from, to, want, line) in cases {
             let got = rejection(from, to);
-            assert!(got.starts_with(&format!("features.yaml:{line}:")), "{to:?}: {got}");
-            assert!(got.contains(want), "{to:?}: {got}");
-            assert!(!got.contains('\n'), "{to:?}: one line expected, got {got}");
-            assert!(!got.contains(", column "), "{to:?}: position given twice: {got}");
+            check(got, want, line, to);
+        }
+    }
+
+    fn check(got: String, want: &str, line: usize, to: &str) {
+        assert!(got.starts_with(&format!("features.yaml:{line}:")), "{to:?}: {got}");
+        assert!(got.contains(want), "{to:?}: {got}");
+        assert!(!got.contains('\n'), "{to:?}: one line expected, got {got}");
+        assert!(!got.contains(", column "), "{to:?}: position given twice: {got}");
+    }
+
+    #[test]
+    fn names_that_are_not_safe_path_segments_are_refused() {
+        let view = "name: user_transaction_features";
+        let feature = "name: transaction_count_24h";
+        let cases = [
+            (view, "name: \"../x\"", "feature view name \"../x\""),
+            (view, "name: a/b", "feature view name \"a/b\""),
+            (view, "name: \"\"", "feature view name \"\""),
+            (view, "name: _hidden", "feature view name \"_hidden\""),
+            (view, "name: \"tab\\tin\"", "feature view name \"tab\\tin\""),
+            (feature, "name: \"..\"", "feature name \"..\""),
+            ("name: user\n", "name: \"us er\"\n", "entity name \"us er\""),
+            (
+                "project: fraud_detection",
+                "project: \"a\\u0001b\"",
+                "project name \"a\\u{1}b\"",
+            ),
+        ];
+        for (from, to, want) in cases {
+            check(rejection(from, to), want, line_of(from.trim_end()), to);
         }
     }
 }

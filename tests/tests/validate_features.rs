@@ -67,6 +67,9 @@ fn validate(dir: &Path, input: &str, extra: &[&str]) -> (Output, serde_json::Val
         .arg(repo_root().join("features.yaml"))
         .args(["--input", input, "--start", DAY, "--end", NEXT])
         .args(extra);
+    if !extra.contains(&"--baseline") {
+        cmd.arg("--no-baseline");
+    }
     if !extra.contains(&"--log-level") {
         cmd.args(["--log-format", "text", "--log-level", "warn"]);
     }
@@ -259,7 +262,7 @@ fn clean_data_passes_and_each_broken_rule_fails_by_name() {
                 .arg("--spec")
                 .arg(repo_root().join("features.yaml"))
                 .args(["--input", name, "--start", DAY, "--end", "2025-11-17"])
-                .args(["--report", "report-stale", "--log-level", "warn"]));
+                .args(["--no-baseline", "--report", "report-stale", "--log-level", "warn"]));
             let report: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(dir.join("report-stale/report.json")).unwrap()).unwrap();
             assert_eq!(out.status.code(), Some(65), "{name}");

@@ -54,6 +54,12 @@ pub struct Args {
     #[arg(long, env = "FEATUREKIT_DROP_INVALID")]
     pub drop_invalid: bool,
 
+    /// Take an input that names no object, or holds no event from start minus the longest
+    /// window to end, as a day without events (empty files replace the day's) instead of
+    /// failing with exit 66
+    #[arg(long, env = "FEATUREKIT_ALLOW_EMPTY_INPUT")]
+    pub allow_empty_input: bool,
+
     /// Fail (exit 65) when the input does not reach back to start minus the longest window
     #[arg(long, env = "FEATUREKIT_REQUIRE_FULL_LOOKBACK")]
     pub require_full_lookback: bool,

@@ -381,6 +381,15 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         .prune(&columns.ts, lo, hi)
         .plan()
         .await?;
+    for (file, schema) in scan.schemas() {
+        load::check_schema(&columns, file, schema)?;
+    }
+    if scan.stats.files == 0 && !args.allow_empty_input {
+        return Err(Error::no_input(format!(
+            "{input}: no Parquet object there (names starting with `_` or `.` are skipped); \
+             --allow-empty-input takes it as a day without events"
+        )));
+    }
     let stats = scan.stats;
     tracing::info!(
         input = %input, files = stats.files, row_groups = stats.row_groups, pruned = stats.row_groups_pruned,
@@ -414,6 +423,15 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         loader.absorb(piece?);
     }
     summary.rows_in = loader.rows_read;
+    if loader.rows_in_range == 0 && stats.files > 0 && !args.allow_empty_input {
+        return Err(Error::no_input(format!(
+            "{input}: {} files but no event from {} to {} (start minus the longest window, end); \
+             --allow-empty-input takes it as a day without events",
+            stats.files,
+            micros_rfc3339(lo),
+            micros_rfc3339(hi)
+        )));
+    }
     summary.set("row_groups_pruned", stats.row_groups_pruned);
     summary.phase("read", started);
 
@@ -437,7 +455,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     };
     let lookback_complete = match earliest {
         Some(e) => e <= lo,
-        None => true, // no events at all: nothing is computed from a partial history
+        None => false, // no events at all: nothing shows the history is there
     };
     summary.set("lookback_complete", lookback_complete);
     summary.set("lookback_needed_from", micros_rfc3339(lo));

@@ -84,6 +84,81 @@ pub struct Invalid {
     pub first: Option<(String, u64)>,
 }
 
+/// What each role's column may be, as the error says it.
+const NUMBER: &str = "a number (Float64, Float32, Int64 or Int32)";
+const KEY: &str = "Int64, Int32, Boolean or a string";
+const TIMESTAMP: &str = "a timestamp";
+
+fn entity_want(t: ValueType) -> &'static str {
+    if t == ValueType::Int64 {
+        "Int64 (or Int32)"
+    } else {
+        "a string"
+    }
+}
+
+fn is_entity(t: ValueType, found: &DataType) -> bool {
+    matches!(
+        (t, found),
+        (ValueType::Int64, DataType::Int64 | DataType::Int32)
+            | (
+                ValueType::String,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+    )
+}
+
+fn is_number(found: &DataType) -> bool {
+    matches!(
+        found,
+        DataType::Float64 | DataType::Float32 | DataType::Int64 | DataType::Int32
+    )
+}
+
+fn is_key(found: &DataType) -> bool {
+    matches!(
+        found,
+        DataType::Int64
+            | DataType::Int32
+            | DataType::Boolean
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+    )
+}
+
+/// Checks a file's columns against what they are read as, from its schema alone: a file whose
+/// every row group is pruned by time is checked too, so a wrong type never passes as no rows.
+pub fn check_schema(c: &Columns, file: &str, schema: &arrow::datatypes::Schema) -> Result<()> {
+    let field = |name: &str| {
+        schema
+            .field_with_name(name)
+            .map(|f| f.data_type())
+            .map_err(|_| Error::data(format!("{file}: missing column `{name}`")))
+    };
+    let entity = field(&c.entity)?;
+    if !is_entity(c.entity_type, entity) {
+        return Err(type_error(file, &c.entity, entity, entity_want(c.entity_type)));
+    }
+    let ts = field(&c.ts)?;
+    if !matches!(ts, DataType::Timestamp(..)) {
+        return Err(type_error(file, &c.ts, ts, TIMESTAMP));
+    }
+    for name in &c.values {
+        let found = field(name)?;
+        if !is_number(found) {
+            return Err(type_error(file, name, found, NUMBER));
+        }
+    }
+    for name in &c.keys {
+        let found = field(name)?;
+        if !is_key(found) {
+            return Err(type_error(file, name, found, KEY));
+        }
+    }
+    Ok(())
+}
+
 fn type_error(file: &str, column: &str, found: &DataType, want: &str) -> Error {
     Error::data(format!("{file}: column `{column}` has type {found}, expected {want}"))
 }
@@ -108,14 +183,7 @@ fn numbers<'a>(a: &'a ArrayRef, file: &str, name: &str) -> Result<Cow<'a, [f64]>
         DataType::Float32 => Cow::Owned(widen::<Float32Type>(a, |x| x as f64)),
         DataType::Int64 => Cow::Owned(widen::<Int64Type>(a, |x| x as f64)),
         DataType::Int32 => Cow::Owned(widen::<Int32Type>(a, |x| x as f64)),
-        other => {
-            return Err(type_error(
-                file,
-                name,
-                other,
-                "a number (Float64, Float32, Int64 or Int32)",
-            ));
-        }
+        other => return Err(type_error(file, name, other, NUMBER)),
     })
 }
 
@@ -189,6 +257,7 @@ pub struct Piece {
     key_names: Vec<Option<Interner>>,
     invalid: Invalid,
     rows_read: u64,
+    rows_in_range: u64,
     rows_kept: u64,
     earliest: Option<i64>,
 }
@@ -217,6 +286,7 @@ impl Split {
             key_names: c.keys.iter().map(|_| None).collect(),
             invalid: Invalid::default(),
             rows_read: 0,
+            rows_in_range: 0,
             rows_kept: 0,
             earliest: None,
         };
@@ -261,25 +331,12 @@ impl Split {
         let n = batch.num_rows();
         piece.rows_read += n as u64;
         let ent = column(batch, &c.entity, file)?;
-        let entity_ok = matches!(
-            (c.entity_type, ent.data_type()),
-            (ValueType::Int64, DataType::Int64 | DataType::Int32)
-                | (
-                    ValueType::String,
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                )
-        );
-        if !entity_ok {
-            let want = if c.entity_type == ValueType::Int64 {
-                "Int64 (or Int32)"
-            } else {
-                "a string"
-            };
-            return Err(type_error(file, &c.entity, ent.data_type(), want));
+        if !is_entity(c.entity_type, ent.data_type()) {
+            return Err(type_error(file, &c.entity, ent.data_type(), entity_want(c.entity_type)));
         }
         let entities = ids(ent, &mut piece.entity_names, true).expect("entity type checked");
         let ts_col = column(batch, &c.ts, file)?;
-        let ts = Micros::of(ts_col).ok_or_else(|| type_error(file, &c.ts, ts_col.data_type(), "a timestamp"))?;
+        let ts = Micros::of(ts_col).ok_or_else(|| type_error(file, &c.ts, ts_col.data_type(), TIMESTAMP))?;
         let ts_nulls = ts_col.nulls().filter(|b| b.null_count() > 0);
         let mut values = Vec::with_capacity(c.values.len());
         for name in &c.values {
@@ -290,7 +347,7 @@ impl Split {
             let col = column(batch, name, file)?;
             keys.push(
                 ids(col, &mut piece.key_names[slot], false)
-                    .ok_or_else(|| type_error(file, name, col.data_type(), "Int64, Int32, Boolean or a string"))?,
+                    .ok_or_else(|| type_error(file, name, col.data_type(), KEY))?,
             );
         }
 
@@ -307,6 +364,7 @@ impl Split {
         };
         let mut kept = Vec::with_capacity(n);
         let mut part = Vec::with_capacity(n);
+        let mut in_range = 0;
         for i in 0..n {
             if entities.nulls.is_some_and(|b| b.is_null(i)) || ts_nulls.is_some_and(|b| b.is_null(i)) {
                 piece.invalid.count += 1;
@@ -321,6 +379,7 @@ impl Split {
             if t < self.lo || t >= self.hi {
                 continue;
             }
+            in_range += 1;
             let entity = entities.ids[i];
             let hash = match &entities.hashes {
                 Some(h) => h[i],
@@ -337,6 +396,7 @@ impl Split {
             part.push(partition(hash));
         }
         piece.rows_kept += kept.len() as u64;
+        piece.rows_in_range += in_range;
         // grouped by partition (a counting sort), each partition's rows in input order
         let mut starts = Vec::new();
         bucket_starts(&part, partitions, &mut starts);
@@ -403,6 +463,8 @@ pub struct Loader {
     key_names: Vec<Option<Interner>>,
     pub invalid: Invalid,
     pub rows_read: u64,
+    /// Valid rows in the time range read, of every shard.
+    pub rows_in_range: u64,
     pub rows_kept: u64,
     /// Earliest valid timestamp read, before the time filter.
     pub earliest: Option<i64>,
@@ -416,6 +478,7 @@ impl Loader {
             key_names: split.columns.keys.iter().map(|_| None).collect(),
             invalid: Invalid::default(),
             rows_read: 0,
+            rows_in_range: 0,
             rows_kept: 0,
             earliest: None,
         }
@@ -445,6 +508,7 @@ impl Loader {
             self.invalid.first = piece.invalid.first;
         }
         self.rows_read += piece.rows_read;
+        self.rows_in_range += piece.rows_in_range;
         self.rows_kept += piece.rows_kept;
         self.earliest = match (self.earliest, piece.earliest) {
             (Some(a), Some(b)) => Some(a.min(b)),

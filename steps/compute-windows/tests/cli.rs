@@ -462,22 +462,131 @@ fn bad_input_exits_65_or_2_and_writes_nothing() {
 }
 
 #[test]
-fn empty_input_gives_an_empty_dataset_with_the_schema() {
+fn an_empty_day_must_be_said_with_allow_empty_input() {
     let dir = tempfile::tempdir().unwrap();
     let empty = RecordBatch::new_empty(raw_schema(DataType::Float64));
     let input = dir.path().join("empty.parquet");
     write(&input, &[empty]);
     let out = dir.path().join("f");
-    ok(&compute(
-        &input,
-        &out,
-        &["--start", "2025-11-02", "--end", "2025-11-03"],
-    ));
+    let day = ["--start", "2025-11-02", "--end", "2025-11-03"];
+    let run = compute(&input, &out, &day);
+    assert_eq!(run.status.code(), Some(66), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("but no event from"));
+    assert!(!out.exists(), "nothing written");
+    ok(&compute(&input, &out, &[&day[..], &["--allow-empty-input"]].concat()));
     let view = out.join("user_transaction_features");
     assert_eq!(files(&view), vec!["2025-11-02-part-0-of-1-0.parquet"]);
     let (batches, stats) = scan(&view);
     assert_eq!(stats.rows, 0);
     assert!(batches.iter().all(|b| b.num_rows() == 0));
+}
+
+/// Every file below `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut all = vec![];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(snapshot(&path));
+        } else {
+            all.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn a_missing_or_empty_input_leaves_the_days_files_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated(dir.path(), 20_000);
+    let out = dir.path().join("offline");
+    let day = ["--start", "2025-11-15", "--end", "2025-11-16"];
+    ok(&compute(&input, &out, &day));
+    let before = snapshot(&out);
+    assert!(before.len() >= 2, "the day's files and as-of files");
+    let empty_prefix = dir.path().join("empty");
+    std::fs::create_dir_all(&empty_prefix).unwrap();
+    let marker_only = dir.path().join("marker");
+    std::fs::create_dir_all(&marker_only).unwrap();
+    std::fs::write(marker_only.join("_SUCCESS"), b"").unwrap();
+    for (name, input) in [
+        ("a missing prefix", dir.path().join("raw-typo/")),
+        ("an empty prefix", empty_prefix),
+        ("a prefix holding only a marker", marker_only),
+    ] {
+        let run = compute(&input, &out, &day);
+        let log = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(66), "{name}: {log}");
+        assert!(
+            log.contains("no Parquet object there") && log.contains("--allow-empty-input"),
+            "{name}: {log}"
+        );
+        assert_eq!(snapshot(&out), before, "{name}: the day's files are unchanged");
+    }
+}
+
+#[test]
+fn a_file_pruned_by_time_still_has_its_schema_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = generated(dir.path(), 5_000);
+    // a second file, every row in 2024: its row groups are skipped by their statistics
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, true),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("merchant_id", DataType::Int64, true),
+    ]));
+    let old = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["7"])),
+            Arc::new(TimestampMicrosecondArray::from(vec![NOV1 - 400 * DAY]).with_timezone("UTC")),
+            Arc::new(Float64Array::from(vec![1.0])),
+            Arc::new(Int64Array::from(vec![1])),
+        ],
+    )
+    .unwrap();
+    write(&good.with_file_name("old.parquet"), &[old]);
+    let out = dir.path().join("f");
+    let run = compute(
+        good.parent().unwrap(),
+        &out,
+        &["--start", "2025-11-15", "--end", "2025-11-16"],
+    );
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{log}");
+    assert!(log.contains("old.parquet: column `user_id` has type Utf8"), "{log}");
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn relative_paths_with_dot_dot_work_as_in_every_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    generated(dir.path(), 5_000);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_compute-windows"))
+        .current_dir(&work)
+        .arg("--spec")
+        .arg(spec())
+        .args([
+            "--input",
+            "../raw/tx.parquet",
+            "--output",
+            "../offline/./x/..",
+            "--log-format",
+            "text",
+        ])
+        .args(["--start", "2025-11-15", "--end", "2025-11-16"])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(!files(&dir.path().join("offline/user_transaction_features")).is_empty());
 }
 
 #[test]

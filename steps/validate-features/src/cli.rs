@@ -12,6 +12,7 @@ use featurekit::cli::{Common, parse_time};
 /// fails, so that nothing bad reaches Redis or the registry.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "validate-features", version)]
+#[command(group = clap::ArgGroup::new("drift").required(true).args(["baseline", "no_baseline"]))]
 pub struct Args {
     /// The feature spec
     #[arg(long, env = "FEATUREKIT_SPEC", default_value = "features.yaml", value_name = "PATH")]
@@ -33,9 +34,15 @@ pub struct Args {
     #[arg(long, env = "FEATUREKIT_RULES", value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
-    /// The previous run's profile (JSON): drift and volume are judged against it
+    /// The previous run's profile (JSON): drift and volume are judged against it; one that
+    /// does not exist fails the run (exit 66), it never switches the drift rules off
     #[arg(long, env = "FEATUREKIT_BASELINE", value_name = "URL")]
     pub baseline: Option<String>,
+
+    /// A first run: no baseline, so no drift or volume-against-baseline rules (the report says
+    /// so). One of --baseline and --no-baseline is required
+    #[arg(long, env = "FEATUREKIT_NO_BASELINE")]
+    pub no_baseline: bool,
 
     /// Write this run's profile here (only when every rule passes: a broken run is no baseline)
     #[arg(long, env = "FEATUREKIT_PROFILE_OUT", value_name = "URL")]

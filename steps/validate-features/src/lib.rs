@@ -70,6 +70,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         baseline: baseline
             .as_ref()
             .map(|_| featurekit::artifact::redact(args.baseline.as_deref().unwrap_or(""))),
+        drift_checked: baseline.is_some(),
         views: vec![],
     };
     let mut profile = Profile {
@@ -150,17 +151,16 @@ fn proven_clean(plan: &featurekit::artifact::ScanPlan, unit: usize, ctx: &Ctx) -
     clean.then_some(hi)
 }
 
+/// The baseline profile: one that is not there is an error, never a first run by accident.
 async fn load_baseline(url: &str) -> Result<Option<Profile>> {
     let loc = Location::parse(url)?;
     match loc.read().await {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::data(format!("{loc}: not a validate-features profile: {e}"))),
-        Err(e) if e.kind() == featurekit::Kind::Data => {
-            // no baseline yet (the first run): drift and volume rules are skipped
-            tracing::warn!(baseline = %loc, "no baseline profile: drift rules skipped ({e})");
-            Ok(None)
-        }
+        Err(e) if e.kind() == featurekit::Kind::Data => Err(Error::no_input(format!(
+            "--baseline {loc}: no profile there (a first run says --no-baseline)"
+        ))),
         Err(e) => Err(e),
     }
 }
@@ -230,7 +230,7 @@ async fn validate_view(
     let loc = input.join(&view.name);
     let scan = ParquetScan::open(&loc).await?;
     if scan.files().is_empty() {
-        return Err(Error::data(format!("{loc}: no Parquet for view {}", view.name)));
+        return Err(Error::no_input(format!("{loc}: no Parquet for view {}", view.name)));
     }
     let mut columns = vec![
         entity.join_key.clone(),

@@ -32,8 +32,13 @@ pub struct Report {
     pub start: String,
     pub end: String,
     pub baseline: Option<String>,
+    /// False on a first run (`--no-baseline`): no drift or volume-against-baseline rule ran.
+    pub drift_checked: bool,
     pub views: Vec<ViewReport>,
 }
+
+/// What the report says of the baseline on a first run.
+const NO_BASELINE: &str = "none (--no-baseline: drift and volume against a baseline not checked)";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ViewReport {
@@ -102,7 +107,7 @@ impl Report {
             "Interval {} to {}; baseline: {}.\n",
             self.start,
             self.end,
-            self.baseline.as_deref().unwrap_or("none")
+            self.baseline.as_deref().unwrap_or(NO_BASELINE)
         );
         for v in &self.views {
             let _ = writeln!(s, "### {} ({} rows): {}\n", v.view, v.rows, v.status.word());
@@ -139,7 +144,7 @@ impl Report {
             self.status.word().to_uppercase(),
             esc(&self.start),
             esc(&self.end),
-            esc(self.baseline.as_deref().unwrap_or("none (first run: no drift rules)")),
+            esc(self.baseline.as_deref().unwrap_or(NO_BASELINE)),
             esc(&self.spec_checksum[..self.spec_checksum.len().min(12)])
         );
         for v in &self.views {

@@ -17,7 +17,15 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn start_after_end_is_a_usage_error() {
-    let out = run(&["--input", "x", "--start", "2025-11-02", "--end", "2025-11-01"]);
+    let out = run(&[
+        "--input",
+        "x",
+        "--start",
+        "2025-11-02",
+        "--end",
+        "2025-11-01",
+        "--no-baseline",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
@@ -40,6 +48,7 @@ fn a_bad_rules_file_is_a_config_error_naming_it() {
             "2025-11-02",
             "--rules",
             rules.to_str().unwrap(),
+            "--no-baseline",
         ]);
         assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
         assert!(stderr(&out).contains(says), "{}", stderr(&out));
@@ -47,7 +56,7 @@ fn a_bad_rules_file_is_a_config_error_naming_it() {
 }
 
 #[test]
-fn no_input_is_a_data_error() {
+fn no_input_is_exit_66() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&[
         "--input",
@@ -56,8 +65,23 @@ fn no_input_is_a_data_error() {
         "2025-11-01",
         "--end",
         "2025-11-02",
+        "--no-baseline",
     ]);
-    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
+}
+
+#[test]
+fn a_baseline_that_is_not_there_fails_and_a_first_run_must_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("baseline.json");
+    let base = ["--input", "x", "--start", "2025-11-01", "--end", "2025-11-02"];
+    let out = run(&[&base[..], &["--baseline", missing.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no profile there"), "{}", stderr(&out));
+    // neither flag: a usage error naming both, so that no run skips drift by accident
+    let out = run(&base);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--no-baseline"), "{}", stderr(&out));
 }
 
 /// The README's usage block is `--help`, verbatim; `UPDATE_README=1 cargo test` rewrites it.

@@ -237,6 +237,12 @@ impl Location {
             match self.store.head(&self.path).await {
                 Ok(meta) => return Ok(vec![meta]),
                 Err(object_store::Error::NotFound { .. }) => {}
+                // a path below a file: nothing is there, as below a missing folder
+                Err(e)
+                    if crate::exit::io_source(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::NotADirectory) =>
+                {
+                    return Ok(vec![]);
+                }
                 Err(e) => return Err(Error::from(e).context(self.shown.clone())),
             }
         }

@@ -99,9 +99,21 @@ impl Error {
 }
 
 impl fmt::Display for Error {
-    /// One line: the whole chain joined by `: `.
+    /// One line: the chain joined by `: `, each cause once (object_store and others repeat
+    /// their source's text in their own message, so a cause already said is left out).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.inner)
+        let mut said = String::new();
+        for cause in self.inner.chain() {
+            let text = cause.to_string();
+            if said.contains(&text) {
+                continue;
+            }
+            if !said.is_empty() {
+                said.push_str(": ");
+            }
+            said.push_str(&text);
+        }
+        f.write_str(&said)
     }
 }
 
@@ -128,6 +140,10 @@ impl<T, E: Into<anyhow::Error>> ResultExt<T> for std::result::Result<T, E> {
 /// input's fault, refused credentials are configuration, the rest may pass.
 pub fn object_store_kind(err: &object_store::Error) -> Kind {
     use object_store::Error as E;
+    // a local store's failure is a file-system one, whatever variant carries it
+    if let Some(io) = io_source(err) {
+        return io_kind(io);
+    }
     match err {
         E::NotFound { .. } => Kind::Data,
         E::PermissionDenied { .. } | E::Unauthenticated { .. } | E::UnknownConfigurationKey { .. } => Kind::Config,
@@ -142,6 +158,18 @@ impl From<object_store::Error> for Error {
         let kind = object_store_kind(&err);
         Error::new(kind, err)
     }
+}
+
+/// The file-system error at the root of `err`, if any.
+pub fn io_source<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e std::io::Error> {
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The kind of a file-system failure: refused access or an impossible path is configuration,
@@ -242,6 +270,38 @@ mod tests {
             source: "connection reset".into(),
         };
         assert_eq!(Error::from(generic).exit_code(), 75);
+    }
+
+    #[test]
+    fn a_local_not_a_directory_is_configuration_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+        let shown = io.to_string();
+        let err = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: format!("Unable to open file x/y: {shown}").into(),
+        };
+        // object_store's local store wraps the io error as a source
+        let wrapped = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(Wrap(format!("Unable to open file x/y: {shown}"), io)),
+        };
+        assert_eq!(Error::from(err).exit_code(), 75, "no io source: may pass");
+        let err = Error::from(wrapped).context("x/y");
+        assert_eq!(err.exit_code(), 78);
+        assert_eq!(err.to_string().matches(&shown).count(), 1, "{err}");
+    }
+
+    #[derive(Debug)]
+    struct Wrap(String, std::io::Error);
+    impl fmt::Display for Wrap {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
     }
 
     #[test]

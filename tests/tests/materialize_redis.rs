@@ -357,7 +357,40 @@ fn bad_input_exits_65_and_writes_nothing() {
     }
     // and no input at all
     let out = materialize(&seed_spec(), &dir.path().join("nothing"), &redis.url(), &[]);
-    assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(66), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn one_views_own_parquet_file_is_an_input_with_one_feature_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("offline");
+    let rows: Vec<Row> = (0..50).map(|u| row(u, T0, u)).collect();
+    write_rows(&input, "part.parquet", &rows);
+    let redis = RedisServer::start();
+    // Feast's keys only: the run's fingerprint (a key starting with a letter) names its input
+    let feast_keys = || {
+        let mut d = redis.dump();
+        d.retain(|k, _| !k[0].is_ascii_alphabetic());
+        d
+    };
+    ok(&materialize(&seed_spec(), &input, &redis.url(), &[]));
+    let from_root = feast_keys();
+    assert_eq!(from_root.len(), 50);
+    redis.cli(&["FLUSHALL"]);
+    let file = input.join(VIEW).join("part.parquet");
+    let out = materialize(&seed_spec(), &file, &redis.url(), &["--feature-view", VIEW]);
+    ok(&out);
+    assert_eq!(
+        feast_keys(),
+        from_root,
+        "the same bytes as from the offline store's root"
+    );
+    // a path below a file names nothing: exit 66 (never 75, which Argo would retry), said once
+    let below = file.join(VIEW);
+    let out = materialize(&seed_spec(), &below, &redis.url(), &["--feature-view", VIEW]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(66), "{stderr}");
+    assert_eq!(stderr.matches("Not a directory").count(), 0, "{stderr}");
 }
 
 #[test]

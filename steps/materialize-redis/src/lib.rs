@@ -243,13 +243,13 @@ async fn open_scan(input: &Location, view: &FeatureView, single: bool) -> Result
     let below = ParquetScan::open(&input.join(&view.name)).await?;
     if !below.files().is_empty() || !single {
         if below.files().is_empty() {
-            return Err(Error::data(format!("{input}: no Parquet below {}/", view.name)));
+            return Err(Error::no_input(format!("{input}: no Parquet below {}/", view.name)));
         }
         return Ok(below);
     }
     let here = ParquetScan::open(input).await?;
     if here.files().is_empty() {
-        return Err(Error::data(format!(
+        return Err(Error::no_input(format!(
             "{input}: no Parquet for view {} (looked below {}/ too)",
             view.name, view.name
         )));

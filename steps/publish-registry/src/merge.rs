@@ -5,8 +5,10 @@
 //! replaced by the spec's version (keeping its creation time, materialization intervals and
 //! state). Every other field, whatever its type or content, is copied byte for byte: other
 //! projects, other views, feature services, on-demand views, saved datasets, permissions,
-//! version history, and fields newer than this code. The version id and last-updated time
-//! are set anew, as Feast does on every commit.
+//! version history, and fields newer than this code. Inside an object of ours, the fields its
+//! [`Shape`] does not own are kept too, at every depth ([`keep_unowned`]); an object of ours
+//! the spec does not change keeps its bytes. The version id and last-updated time are set
+//! anew, as Feast does on every commit.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +17,11 @@ use prost::Message;
 use prost::bytes::Buf;
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
 
-use crate::proto::{self, DataSource, Entity, FeatureView, MaterializationInterval, Project, Timestamp, registry};
+use crate::proto::{
+    self, DataSource, Entity, FeatureView, MaterializationInterval, Project, Shape, Timestamp, registry, shape,
+};
 
-/// One top-level field of the registry, raw.
+/// One field of a message (the registry's top level, or deeper), raw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
     pub number: u32,
@@ -33,12 +37,15 @@ impl Field {
     }
 
     fn message(number: u32, msg: &impl Message) -> Field {
-        let mut raw = Vec::new();
+        Field::length_delimited(number, &msg.encode_to_vec())
+    }
+
+    fn length_delimited(number: u32, payload: &[u8]) -> Field {
+        let mut raw = Vec::with_capacity(payload.len() + 10);
         encode_key(number, WireType::LengthDelimited, &mut raw);
-        let len = msg.encoded_len();
-        encode_varint(len as u64, &mut raw);
+        encode_varint(payload.len() as u64, &mut raw);
         let start = raw.len();
-        msg.encode(&mut raw).expect("a Vec grows");
+        raw.extend_from_slice(payload);
         Field {
             number,
             payload: Some(start..raw.len()),
@@ -47,8 +54,58 @@ impl Field {
     }
 }
 
-/// Splits registry bytes into their top-level fields; anything that is not a well-formed
-/// protobuf message is an error.
+/// `new`, the encoding of a message of ours, with every field of `old` (the registry's
+/// version of it) that `shape` does not own put back, at every depth: what a newer Feast
+/// wrote inside our objects survives. Owned fields are `new`'s; the kept ones follow them.
+pub fn keep_unowned(shape: &Shape, old: &[u8], new: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let old = split(old)?;
+    let mut out = Vec::with_capacity(new.len());
+    for field in split(new)? {
+        let replaced = shape
+            .message(field.number)
+            .and_then(|(inner, paired_by)| Some((inner, counterpart(&old, &field, paired_by)?)));
+        match replaced {
+            Some((inner, was)) => {
+                let payload = keep_unowned(inner, was.payload(), field.payload())?;
+                out.extend_from_slice(&Field::length_delimited(field.number, &payload).raw);
+            }
+            None => out.extend_from_slice(&field.raw),
+        }
+    }
+    for kept in old.iter().filter(|f| !shape.owns(f.number)) {
+        out.extend_from_slice(&kept.raw);
+    }
+    Ok(out)
+}
+
+/// The field of `old` that `new` replaces: the first of its number whose field `paired_by`
+/// has the same bytes (any, without `paired_by`).
+fn counterpart<'a>(old: &'a [Field], new: &Field, paired_by: Option<u32>) -> Option<&'a Field> {
+    let key = |f: &Field| {
+        let number = paired_by?;
+        split(f.payload())
+            .ok()?
+            .into_iter()
+            .find(|k| k.number == number)
+            .map(|k| k.raw)
+    };
+    let wanted = key(new);
+    old.iter().find(|f| f.number == new.number && key(f) == wanted)
+}
+
+/// The registry field of an object of ours: the registry's own bytes when the spec changes
+/// nothing in it, else `new` with every field of the old one it does not own.
+fn rewritten<M: Message + PartialEq>(field: Field, old: &M, new: &M, shape: &Shape) -> Result<Field> {
+    if new == old {
+        return Ok(field);
+    }
+    let payload = keep_unowned(shape, field.payload(), &new.encode_to_vec())
+        .map_err(|e| Error::data(format!("not a Feast registry: field {}: {e}", field.number)))?;
+    Ok(Field::length_delimited(field.number, &payload))
+}
+
+/// Splits a message's bytes (the registry's, or one inside it) into its fields; anything
+/// that is not a well-formed protobuf message is an error.
 pub fn split(bytes: &[u8]) -> std::result::Result<Vec<Field>, String> {
     let mut pos = 0;
     let mut fields = Vec::new();
@@ -181,7 +238,7 @@ pub fn merge(
                         },
                     });
                     changed |= new != old;
-                    out.push(Field::message(registry::ENTITIES, &new));
+                    out.push(rewritten(field, &old, &new, &shape::ENTITY)?);
                     continue;
                 }
                 out.push(field);
@@ -207,7 +264,7 @@ pub fn merge(
                         },
                     });
                     changed |= new != old;
-                    out.push(Field::message(registry::DATA_SOURCES, &new));
+                    out.push(rewritten(field, &old, &new, &shape::DATA_SOURCE)?);
                     continue;
                 }
                 out.push(field);
@@ -229,7 +286,7 @@ pub fn merge(
                         change,
                     });
                     changed |= new != old;
-                    out.push(Field::message(registry::FEATURE_VIEWS, &new));
+                    out.push(rewritten(field, &old, &new, &shape::FEATURE_VIEW)?);
                     continue;
                 }
                 out.push(field);
@@ -606,5 +663,231 @@ mod tests {
         let mut truncated = feast_written();
         truncated.truncate(truncated.len() / 2);
         assert!(merge(&truncated, &d, ts(1), "v", None).is_err());
+    }
+
+    /// A length-delimited field `number` holding `text`, and a varint field `number + 1`.
+    fn unknown(number: u32, text: &str) -> Vec<u8> {
+        let mut raw = Field::length_delimited(number, text.as_bytes()).raw;
+        encode_key(number + 1, WireType::Varint, &mut raw);
+        encode_varint(u64::from(number), &mut raw);
+        raw
+    }
+
+    /// A step of a path: a field number and which of the fields of that number.
+    type Step = (u32, usize);
+
+    /// `msg` with `raw` appended to (`at_start`: put before the fields of) the message at `path`.
+    fn with_field(msg: &[u8], path: &[Step], raw: &[u8], at_start: bool) -> Vec<u8> {
+        let Some(((number, nth), rest)) = path.split_first() else {
+            return if at_start {
+                [raw, msg].concat()
+            } else {
+                [msg, raw].concat()
+            };
+        };
+        let mut of_number = 0;
+        let mut out = vec![];
+        for f in split(msg).unwrap() {
+            let index = of_number;
+            of_number += usize::from(f.number == *number);
+            if f.number == *number && index == *nth {
+                let payload = with_field(f.payload(), rest, raw, at_start);
+                out.extend(Field::length_delimited(f.number, &payload).raw);
+            } else {
+                out.extend(f.raw);
+            }
+        }
+        out
+    }
+
+    /// The payload of the message at `path`.
+    fn message_at(msg: &[u8], path: &[Step]) -> Vec<u8> {
+        path.iter().fold(msg.to_vec(), |m, (number, nth)| {
+            let fields = split(&m).unwrap();
+            let f = fields.iter().filter(|f| f.number == *number).nth(*nth);
+            f.unwrap_or_else(|| panic!("no field {number} #{nth}"))
+                .payload()
+                .to_vec()
+        })
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    // registry paths: the first entity (1), data source (12) and feature view (6) of ours
+    const ENTITY: Step = (registry::ENTITIES, 0);
+    const SOURCE: Step = (registry::DATA_SOURCES, 0);
+    const VIEW: Step = (registry::FEATURE_VIEWS, 0);
+
+    /// Every message of our objects a newer Feast could add a field to: (path, then where the
+    /// merge puts it when the spec reverses the features and adds a later interval).
+    fn depths() -> Vec<(Vec<Step>, Vec<Step>)> {
+        let same = |p: &[Step]| (p.to_vec(), p.to_vec());
+        vec![
+            same(&[ENTITY]),
+            same(&[ENTITY, (1, 0)]),
+            same(&[ENTITY, (2, 0)]),
+            same(&[SOURCE]),
+            same(&[SOURCE, (11, 0)]),
+            same(&[SOURCE, (50, 0)]),
+            same(&[VIEW]),
+            same(&[VIEW, (1, 0)]),
+            same(&[VIEW, (1, 0), (6, 0)]),
+            same(&[VIEW, (1, 0), (7, 0)]),
+            same(&[VIEW, (1, 0), (7, 0), (11, 0)]),
+            (vec![VIEW, (1, 0), (4, 0)], vec![VIEW, (1, 0), (4, 5)]),
+            same(&[VIEW, (1, 0), (12, 0)]),
+            same(&[VIEW, (2, 0)]),
+            same(&[VIEW, (2, 0), (3, 0)]),
+        ]
+    }
+
+    /// The seed with every object of ours changed: a new entity description, source path and
+    /// feature order.
+    fn changed_seed() -> Desired {
+        let mut d = seed("p");
+        d.entities[0].spec.as_mut().unwrap().description = "another description".into();
+        for source in d.sources.iter_mut().chain(d.views.iter_mut().map(|v| {
+            let spec = v.spec.as_mut().unwrap();
+            spec.features.reverse();
+            spec.batch_source.as_mut().unwrap()
+        })) {
+            source.file_options.as_mut().unwrap().uri = "/elsewhere/user_transaction_features".into();
+        }
+        d
+    }
+
+    #[test]
+    fn fields_a_newer_feast_adds_inside_our_objects_are_kept_at_every_depth() {
+        let day = 86_400_000_000;
+        let first = merge(b"", &seed("p"), ts(1), "v1", Some((0, day))).unwrap().bytes;
+        let mut registry = first.clone();
+        for (k, (path, _)) in depths().iter().enumerate() {
+            registry = with_field(
+                &registry,
+                path,
+                &unknown(4242 + 2 * k as u32, &format!("newer {k}")),
+                false,
+            );
+        }
+        let d = changed_seed();
+        let merged = merge(&registry, &d, ts(2), "v2", Some((5 * day, 6 * day))).unwrap();
+        assert!(
+            merged.plan.iter().all(|p| matches!(p.change, Change::Changed(_))),
+            "{:?}",
+            merged.plan
+        );
+        for (k, (_, path)) in depths().iter().enumerate() {
+            let raw = unknown(4242 + 2 * k as u32, &format!("newer {k}"));
+            let message = message_at(&merged.bytes, path);
+            assert!(contains(&message, &raw), "the field added at {path:?} is kept there");
+        }
+        // what publish-registry owns is the spec's, as without the added fields
+        let plain = merge(&first, &d, ts(2), "v2", Some((5 * day, 6 * day))).unwrap();
+        let view = |b: &[u8]| FeatureView::decode(&message_at(b, &[VIEW])[..]).unwrap();
+        assert_eq!(view(&merged.bytes), view(&plain.bytes));
+        let entity = |b: &[u8]| Entity::decode(&message_at(b, &[ENTITY])[..]).unwrap();
+        assert_eq!(entity(&merged.bytes), entity(&plain.bytes));
+        let source = |b: &[u8]| DataSource::decode(&message_at(b, &[SOURCE])[..]).unwrap();
+        assert_eq!(source(&merged.bytes), source(&plain.bytes));
+    }
+
+    #[test]
+    fn an_object_the_spec_does_not_change_keeps_its_bytes() {
+        let d = seed("p");
+        let mut registry = merge(b"", &d, ts(1), "v1", None).unwrap().bytes;
+        // before the fields we own: a re-encoding would move it
+        for path in [vec![ENTITY, (1, 0)], vec![SOURCE], vec![SOURCE, (11, 0)]] {
+            registry = with_field(&registry, &path, &unknown(4242, "newer"), true);
+        }
+        let kept = |b: &[u8]| (message_at(b, &[ENTITY]), message_at(b, &[SOURCE]));
+        // a new interval changes the view only
+        let merged = merge(&registry, &d, ts(2), "v2", Some((0, 1_000_000))).unwrap();
+        assert_eq!(kept(&merged.bytes), kept(&registry));
+        assert_ne!(message_at(&merged.bytes, &[VIEW]), message_at(&registry, &[VIEW]));
+    }
+
+    #[test]
+    fn what_replaces_an_object_does_not_inherit_its_fields() {
+        let named = |name: &str| DataSource {
+            name: name.into(),
+            file_options: Some(proto::FileOptions::default()),
+            ..DataSource::default()
+        };
+        // a BigQuery source's options (another member of the oneof file_options is in)
+        let bigquery = Field::length_delimited(12, &Field::length_delimited(1, b"a.table").raw).raw;
+        let old = [named("s").encode_to_vec(), bigquery.clone()].concat();
+        let new = keep_unowned(&shape::DATA_SOURCE, &old, &named("s").encode_to_vec()).unwrap();
+        assert_eq!(new, named("s").encode_to_vec(), "ours is the only member of the oneof");
+        // a view's batch source of another name: the old one's fields stay with it
+        let spec = |source: &str| proto::FeatureViewSpec {
+            batch_source: Some(named(source)),
+            ..proto::FeatureViewSpec::default()
+        };
+        let old = with_field(
+            &spec("theirs").encode_to_vec(),
+            &[(7, 0)],
+            &unknown(4242, "theirs"),
+            false,
+        );
+        let new = keep_unowned(&shape::FEATURE_VIEW_SPEC, &old, &spec("ours").encode_to_vec()).unwrap();
+        assert_eq!(new, spec("ours").encode_to_vec());
+        let new = keep_unowned(&shape::FEATURE_VIEW_SPEC, &old, &spec("theirs").encode_to_vec()).unwrap();
+        assert!(contains(&new, &unknown(4242, "theirs")), "the same source keeps them");
+    }
+
+    /// Whether prost's `M` declares field `number`: an undeclared one decodes under every wire
+    /// type and is dropped when encoding.
+    fn declares<M: Message + Default>(number: u32) -> bool {
+        let values: [(WireType, &[u8]); 4] = [
+            (WireType::Varint, &[1]),
+            (WireType::LengthDelimited, &[0]),
+            (WireType::ThirtyTwoBit, &[0; 4]),
+            (WireType::SixtyFourBit, &[0; 8]),
+        ];
+        values.into_iter().any(|(wire, value)| {
+            let mut raw = vec![];
+            encode_key(number, wire, &mut raw);
+            raw.extend_from_slice(value);
+            M::decode(&raw[..]).map_or(true, |m| !m.encode_to_vec().is_empty())
+        })
+    }
+
+    /// Whether field `number` of `M` is a message: an empty one is kept when encoding.
+    fn is_message<M: Message + Default>(number: u32) -> bool {
+        let raw = Field::length_delimited(number, b"").raw;
+        M::decode(&raw[..]).is_ok_and(|m| !m.encode_to_vec().is_empty())
+    }
+
+    fn assert_shape<M: Message + Default>(shape: &Shape, name: &str) {
+        for number in 1..=64 {
+            let oneof = shape
+                .0
+                .iter()
+                .any(|f| matches!(f, proto::Owned::Oneof(n) if *n == number));
+            let value_or_message = shape.owns(number) && !oneof;
+            assert_eq!(declares::<M>(number), value_or_message, "{name}: field {number}");
+            if shape.message(number).is_some() {
+                assert!(is_message::<M>(number), "{name}: field {number} is a message");
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_own_what_the_types_declare() {
+        assert_shape::<Timestamp>(&shape::SECONDS_NANOS, "Timestamp");
+        assert_shape::<proto::Duration>(&shape::SECONDS_NANOS, "Duration");
+        assert_shape::<proto::Meta>(&shape::META, "Meta");
+        assert_shape::<proto::EntitySpec>(&shape::ENTITY_SPEC, "EntitySpec");
+        assert_shape::<Entity>(&shape::ENTITY, "Entity");
+        assert_shape::<proto::FileOptions>(&shape::FILE_OPTIONS, "FileOptions");
+        assert_shape::<proto::SourceMeta>(&shape::SOURCE_META, "SourceMeta");
+        assert_shape::<DataSource>(&shape::DATA_SOURCE, "DataSource");
+        assert_shape::<proto::FeatureSpec>(&shape::FEATURE, "FeatureSpec");
+        assert_shape::<proto::FeatureViewSpec>(&shape::FEATURE_VIEW_SPEC, "FeatureViewSpec");
+        assert_shape::<MaterializationInterval>(&shape::INTERVAL, "MaterializationInterval");
+        assert_shape::<proto::FeatureViewMeta>(&shape::FEATURE_VIEW_META, "FeatureViewMeta");
+        assert_shape::<FeatureView>(&shape::FEATURE_VIEW, "FeatureView");
     }
 }

@@ -11,8 +11,16 @@ PROFILE ?= bench-fast
 BIN     := target/$(PROFILE)
 DEMO    ?= out/demo
 ROWS    ?= 1000000
+# images: one per step (images/Dockerfile) around its static release binary; a step's image is
+# one word here (and its two-line stage in the Dockerfile)
+IMAGE_STEPS  := compute-windows validate-features materialize-redis publish-registry
+IMAGE_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+IMAGE_BIN    := target/$(IMAGE_TARGET)/release
+# glibc linked in statically; an explicit --target keeps build scripts and proc macros dynamic, and
+# the target's variable adds to .cargo/config.toml's flags (RUSTFLAGS would replace them)
+IMAGE_RUSTFLAGS := CARGO_TARGET_$(shell echo '$(IMAGE_TARGET)' | tr 'a-z-' 'A-Z_')_RUSTFLAGS
 
-.PHONY: help build test demo bench bench-compute-windows bench-validate-features bench-materialize-redis lint fmt venv clean
+.PHONY: help build test demo bench bench-compute-windows bench-validate-features bench-materialize-redis lint fmt venv clean image-bins images images-test image-steps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-24s %s\n", $$1, $$2}'
@@ -32,7 +40,7 @@ venv: $(VENV)/.installed $(FEAST_VENV)/.installed ## the Python virtualenvs: .ve
 build: ## build every binary, optimised
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
 
-test: venv ## run every test (unit, CLI, integration with real servers)
+test: venv image-bins ## run every test (unit, CLI, integration with real servers, the images)
 	$(CARGO) build --workspace --bins --tests
 	$(CARGO) test --workspace
 
@@ -58,10 +66,30 @@ bench-materialize-redis: venv ## materialize-redis vs redis-cli --pipe and feast
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
 	$(PYTHON) bench/materialize_redis.py "$(BIN)" $(BENCH_REDIS_ARGS)
 
-lint: ## rustfmt check, clippy with warnings as errors, and no file reaching outside the repo
+image-bins: ## the steps' static release binaries for the images (one cargo build)
+	$(IMAGE_RUSTFLAGS)="-C target-feature=+crt-static" $(CARGO) build --release --locked \
+	  --target $(IMAGE_TARGET) $(addprefix --bin ,$(IMAGE_STEPS))
+
+images: image-bins ## one image per step: featurekit/<step>:<version> and :<git short sha>, sizes printed
+	images/build.sh $(IMAGE_BIN) $(IMAGE_STEPS)
+
+images-test: venv image-bins ## the images' tests against the Docker engine: build, run, pipeline, stop, push
+	$(CARGO) build --workspace --bins --tests
+	$(CARGO) test -p featurekit-tests --test images
+
+image-steps: ## the steps that have an image, as JSON (the CI workflow's matrix)
+	@python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' $(IMAGE_STEPS)
+
+$(VENV)/.lint: images/requirements-lint.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r images/requirements-lint.txt
+	touch $@
+
+lint: $(VENV)/.lint ## rustfmt, clippy with warnings as errors, hadolint, actionlint, no file reaching outside the repo
 	@! git grep -nE '\.\./(\.\./)*shared/' -- ':!Makefile' || { echo "lint: the lines above reach outside the repo (a clone alone must pass)"; exit 1; }
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/hadolint images/Dockerfile
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -10,12 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use featurekit_tests::{
     RedisServer, feast_tool, files_below, free_port, generate_transactions, http, repo_root, run_ok, wait_for_progress,
@@ -551,14 +549,7 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("docker-registry exited before listening: {status}");
-            }
-            assert!(Instant::now() < deadline, "docker-registry did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        featurekit_tests::wait_for_port(port, &mut child, "docker-registry");
         assert_eq!(http(port, "GET", "/v2/"), 200, "the registry's API answers");
         Registry { child, port, _dir: dir }
     }

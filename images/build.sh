@@ -15,6 +15,11 @@ short=$(git -C "$top" rev-parse --short HEAD)
 if ! git -C "$top" diff --quiet HEAD; then revision=$revision-dirty; short=$short-dirty; fi
 source=$(git -C "$top" remote get-url origin 2>/dev/null || echo "file://$top")
 source=$(echo "$source" | sed -E 's#^git@([^:]+):#https://\1/#; s#\.git$##')
+# A remote that is a local path (a clone of a clone, as CI's) becomes a file:// URL.
+case $source in
+  *://*) ;;
+  *) source=file://$(cd "$top" && cd "$source" 2>/dev/null && pwd || echo "$top") ;;
+esac
 
 for step in "$@"; do
   context=$top/target/images/$step

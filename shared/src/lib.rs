@@ -4,6 +4,8 @@
 //! - [`artifact`]: every input and output by URL (path, file://, s3://, gs://, memory://),
 //!   Parquet read and atomic Parquet write over object_store.
 //! - [`feast`]: Feast's online-store bytes: entity keys, hash fields, values, timestamps.
+//! - `online` (cargo feature `online`): the Redis online store: addresses, connections,
+//!   retries, and each entity's latest row, the row Feast serves.
 //! - [`malloc`]: glibc's allocator, set up for a step that holds a large working set.
 //! - [`step`]: the step runtime: flags every step shares, logs, progress, the run summary,
 //!   signals and the exit-code table ([`exit`]).
@@ -15,6 +17,8 @@ pub mod env;
 pub mod exit;
 pub mod feast;
 pub mod malloc;
+#[cfg(feature = "online")]
+pub mod online;
 pub mod spec;
 pub mod step;
 pub mod synth;

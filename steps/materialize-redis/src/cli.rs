@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use featurekit::cli::{Common, parse_time};
+use featurekit::online::store::RedisArgs;
 
 /// Write each entity's latest feature row into Feast's Redis online store, with the bytes
 /// Feast 0.67 writes: for every online feature view, the rows with START <= event_timestamp
@@ -26,24 +27,6 @@ pub struct Args {
     /// connection_string (host:port[,host:port...][,ssl=true][,password=...][,db=N])
     #[arg(long, env = "FEATUREKIT_REDIS", value_name = "URL")]
     pub redis: String,
-
-    /// Redis password (better than the URL: it never shows in a process listing)
-    #[arg(
-        long,
-        env = "FEATUREKIT_REDIS_PASSWORD",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub redis_password: Option<String>,
-
-    /// PEM file of the CA that signed the server's certificate, for rediss:// (or ssl=true) with a
-    /// private CA [default: the system's trust store]
-    #[arg(long, env = "FEATUREKIT_REDIS_CA_CERT", value_name = "PATH")]
-    pub redis_ca_cert: Option<PathBuf>,
-
-    /// The store is a Redis Cluster: commands are routed to each key's slot owner
-    #[arg(long, env = "FEATUREKIT_CLUSTER")]
-    pub cluster: bool,
 
     /// Materialize rows with event_timestamp at or after this time (RFC 3339, or a date = UTC midnight)
     #[arg(long, env = "FEATUREKIT_START", value_parser = parse_time, value_name = "T")]
@@ -80,34 +63,8 @@ pub struct Args {
     )]
     pub created_column: String,
 
-    /// Feast's entity_key_serialization_version (3, Feast's default; 2 is deprecated)
-    #[arg(long, env = "FEATUREKIT_ENTITY_KEY_VERSION", default_value_t = 3,
-          value_parser = clap::value_parser!(u8).range(2..=3), value_name = "N")]
-    pub entity_key_version: u8,
-
-    /// Connections writing at once (each keeps one pipeline in flight)
-    #[arg(long, env = "FEATUREKIT_CONNECTIONS", default_value_t = 4,
-          value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N")]
-    pub connections: u16,
-
-    /// Entities per pipelined batch
-    #[arg(long, env = "FEATUREKIT_BATCH", default_value_t = 2000,
-          value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-    pub batch: u32,
-
-    /// Attempts per batch on connection loss or timeout, with exponential backoff; then exit 75
-    #[arg(long, env = "FEATUREKIT_ATTEMPTS", default_value_t = 6,
-          value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-    pub attempts: u32,
-
-    /// Connect and read/write timeout of one Redis exchange, in seconds
-    #[arg(
-        long,
-        env = "FEATUREKIT_REDIS_TIMEOUT",
-        default_value_t = 30.0,
-        value_name = "SECONDS"
-    )]
-    pub redis_timeout: f64,
+    #[command(flatten)]
+    pub store: RedisArgs,
 
     #[command(flatten)]
     pub common: Common,
@@ -120,7 +77,7 @@ impl featurekit::step::StepArgs for Args {
     fn artifacts(&self) -> (Vec<String>, Vec<String>) {
         (
             vec![self.input.clone()],
-            vec![crate::target::Target::shown(&self.redis)],
+            vec![featurekit::online::store::Target::shown(&self.redis)],
         )
     }
 }

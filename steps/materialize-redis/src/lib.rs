@@ -5,7 +5,8 @@
 //!    the spec, the interval and the key format; when Redis holds the same fingerprint from a
 //!    finished run and its probe entities are still there, the view is unchanged: skip it;
 //! 2. read the projected columns of the row groups that may hold rows in [start, end],
-//!    decoding several at once, and fold them into each entity's latest row ([`latest`]):
+//!    decoding several at once, and fold them into each entity's latest row
+//!    ([`featurekit::online::latest`]):
 //!    every check of the input (columns, types, null keys) happens here, for every view,
 //!    before anything is written;
 //! 3. write the winners ([`writer`]): batches over several connections, each a pipelined
@@ -13,24 +14,22 @@
 //! 4. record the fingerprint, so an unchanged rerun costs a few round trips.
 
 mod cli;
-pub mod latest;
-pub mod target;
 pub mod writer;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use featurekit::artifact::{Location, ParquetScan};
-use featurekit::feast::{EntityKeyCodec, KeyVersion, feature_field, timestamp_field};
+use featurekit::feast::{EntityKeyCodec, feature_field, timestamp_field};
+use featurekit::online::latest::{Latest, Layout};
+use featurekit::online::store::{Conn, Target, with_retries};
+use featurekit::online::online_views;
 use featurekit::spec::{FeatureView, Spec};
 use featurekit::step::{Progress, RunSummary};
 use featurekit::{Error, Result};
-use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 pub use cli::Args;
-use latest::{Latest, Layout};
-use target::Target;
-use writer::{Pace, ViewWrite};
+use writer::ViewWrite;
 
 /// Entities whose presence is checked before an unchanged view is skipped.
 const PROBES: usize = 32;
@@ -43,22 +42,12 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         )));
     }
     let spec = Spec::load(&args.spec).map_err(Error::config)?;
-    let views = select_views(&spec, &args.feature_views)?;
-    let target = Target::parse(&args.redis, args.redis_password.as_deref(), args.cluster)?
-        .with_ca_cert(args.redis_ca_cert.as_deref())?;
+    let views = online_views(&spec, "--feature-view", &args.feature_views)?;
+    let target = args.store.target("--redis", &args.redis)?;
     let input = Location::parse(&args.input)?;
-    let version = if args.entity_key_version == 2 {
-        KeyVersion::V2
-    } else {
-        KeyVersion::V3
-    };
+    let version = args.store.key_version();
     let range = (args.start.timestamp_micros(), args.end.timestamp_micros());
-    let pace = Pace {
-        connections: args.connections as usize,
-        batch: args.batch as usize,
-        attempts: args.attempts,
-        timeout: Duration::from_secs_f64(args.redis_timeout.max(0.001)),
-    };
+    let pace = args.store.pace();
     summary.set("start", args.start.to_rfc3339());
     summary.set("end", args.end.to_rfc3339());
 
@@ -66,7 +55,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let started = Instant::now();
     let mut jobs = Vec::new();
     for view in &views {
-        let layout = layout(&spec, view, &args.created_column);
+        let layout = Layout::of(&spec, view, &args.created_column);
         let scan = open_scan(&input, view, views.len() == 1).await?;
         let fingerprint = fingerprint(&spec, view, &scan, &args, &target);
         jobs.push((view, layout, scan, fingerprint));
@@ -80,7 +69,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         let found = {
             let target = target.clone();
             tokio::task::spawn_blocking(move || {
-                writer::with_retries(&target, pace, |c| {
+                with_retries(&target, pace, |c| {
                     checks.iter().map(|(k, fp, ts)| is_unchanged(c, k, fp, ts)).collect()
                 })
             })
@@ -106,24 +95,9 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
                 .map(|(n, t)| (n.as_str(), *t))
                 .collect::<Vec<_>>(),
         );
-        let mut latest = Latest::new(codec, layout.clone(), range);
-        let plan = scan
-            .columns(layout.columns())
-            .prune(&layout.timestamp, range.0, range.1.saturating_add(1))
-            .plan()
-            .await?;
-        summary.set(
-            &format!("{}_row_groups_pruned", view.name),
-            plan.stats.row_groups_pruned,
-        );
-        let mut chunks = std::pin::pin!(plan.chunks(2));
-        while let Some(chunk) = chunks.try_next().await? {
-            let mut first_row = chunk.first_row;
-            for batch in &chunk.batches {
-                latest.add(batch, &chunk.file, first_row)?;
-                first_row += batch.num_rows() as u64;
-            }
-        }
+        let mut latest = Latest::new(codec, layout, range);
+        let pruned = latest.read(scan).await?;
+        summary.set(&format!("{}_row_groups_pruned", view.name), pruned);
         latest.seal();
         summary.rows_in += latest.rows_read;
         tracing::info!(
@@ -159,13 +133,13 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         let key_ttl = args.key_ttl;
         let name = view.name.clone();
         let counts = tokio::task::spawn_blocking(move || -> Result<writer::Counts> {
-            writer::with_retries(&target, pace, |c| c.query(redis::cmd("DEL").arg(&marker)).map(drop))?;
+            with_retries(&target, pace, |c| c.query(redis::cmd("DEL").arg(&marker)).map(drop))?;
             let counts = writer::write(&target, &latest, &write, pace, &progress)?;
             if featurekit::step::stopping() {
                 return Ok(counts);
             }
             let probes = probe_keys(&latest, &write.project);
-            writer::with_retries(&target, pace, |c| {
+            with_retries(&target, pace, |c| {
                 let mut cmd = redis::cmd("HSET");
                 cmd.arg(&marker).arg("fingerprint").arg(&fingerprint);
                 for (i, k) in probes.iter().enumerate() {
@@ -194,48 +168,6 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     summary.set("entities_skipped_not_newer", skipped);
     summary.set("batch_retries", retries);
     Ok(())
-}
-
-/// The views to materialize: the named ones, else every online one.
-fn select_views<'a>(spec: &'a Spec, names: &[String]) -> Result<Vec<&'a FeatureView>> {
-    if names.is_empty() {
-        let online: Vec<_> = spec.feature_views.iter().filter(|v| v.online).collect();
-        if online.is_empty() {
-            return Err(Error::config("no feature view in the spec has online: true"));
-        }
-        return Ok(online);
-    }
-    names
-        .iter()
-        .map(|n| match spec.feature_view(n) {
-            Some(v) if v.online => Ok(v),
-            Some(_) => Err(Error::usage(format!("--feature-view {n}: the view has online: false"))),
-            None => Err(Error::usage(format!(
-                "--feature-view {n}: no such view in the spec (it has {})",
-                spec.feature_views
-                    .iter()
-                    .map(|v| v.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        })
-        .collect()
-}
-
-fn layout(spec: &Spec, view: &FeatureView, created: &str) -> Layout {
-    Layout {
-        join_keys: view
-            .entities
-            .iter()
-            .map(|e| {
-                let e = spec.entity(e).expect("the spec checks every view's entities");
-                (e.join_key.clone(), e.value_type)
-            })
-            .collect(),
-        timestamp: "event_timestamp".into(),
-        created: (!created.is_empty()).then(|| created.to_string()),
-        features: view.features.iter().map(|f| (f.name.clone(), f.dtype)).collect(),
-    }
 }
 
 /// `<input>/<view>/`, or with a single view and no such prefix, `<input>` itself.
@@ -267,7 +199,7 @@ fn fingerprint(spec: &Spec, view: &FeatureView, scan: &ParquetScan, args: &Args,
         view.name.as_str(),
         &args.start.to_rfc3339(),
         &args.end.to_rfc3339(),
-        &args.entity_key_version.to_string(),
+        &args.store.entity_key_version.to_string(),
         &args.created_column,
         &format!("{:?}", args.key_ttl),
         &target.shown,
@@ -308,7 +240,7 @@ fn probe_keys(latest: &Latest, project: &str) -> Vec<Vec<u8>> {
 
 /// True when the marker holds this fingerprint and every probe entity still has the view's `_ts`.
 fn is_unchanged(
-    c: &mut target::Conn,
+    c: &mut Conn,
     marker: &[u8],
     fingerprint: &str,
     ts_field: &[u8],

@@ -6,16 +6,14 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use featurekit::Result;
 use featurekit::feast::{Timestamp, encode_float, encode_int};
+use featurekit::online::latest::{Latest, Values};
+use featurekit::online::store::{Batch, Conn, Pace, Target, retried};
 use featurekit::step::Progress;
 use prost::Message;
 use redis::Value;
-
-use crate::latest::{Latest, Values};
-use crate::target::{Batch, Conn, Target, failure, retryable};
 
 /// How to write one view.
 pub struct ViewWrite {
@@ -25,15 +23,6 @@ pub struct ViewWrite {
     pub ts_field: Vec<u8>,
     pub key_ttl: Option<u64>,
     pub force: bool,
-}
-
-/// How hard to push.
-#[derive(Debug, Clone, Copy)]
-pub struct Pace {
-    pub connections: usize,
-    pub batch: usize,
-    pub attempts: u32,
-    pub timeout: Duration,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -94,40 +83,6 @@ pub fn write(target: &Target, latest: &Latest, view: &ViewWrite, pace: Pace, pro
     })
 }
 
-/// Runs `f` on a fresh connection, retried like a batch: for the few commands around the writes.
-pub fn with_retries<T>(
-    target: &Target,
-    pace: Pace,
-    mut f: impl FnMut(&mut Conn) -> std::result::Result<T, redis::RedisError>,
-) -> Result<T> {
-    let mut attempt = 0;
-    loop {
-        match target.connect(pace.timeout).and_then(|mut c| f(&mut c)) {
-            Ok(v) => return Ok(v),
-            Err(e) if retryable(&e) && attempt + 1 < pace.attempts => {
-                let wait = backoff(attempt);
-                tracing::warn!(error = %e, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "redis failed, retrying");
-                std::thread::sleep(wait);
-                attempt += 1;
-            }
-            Err(e) => return Err(give_up(&e, target, attempt)),
-        }
-    }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5))
-}
-
-fn give_up(e: &redis::RedisError, target: &Target, attempt: u32) -> featurekit::Error {
-    let err = failure(e, &target.shown);
-    if retryable(e) {
-        err.context(format!("after {} attempts", attempt + 1))
-    } else {
-        err
-    }
-}
-
 /// One batch, retried on retryable failures; returns (entities written, retries).
 fn write_batch(
     target: &Target,
@@ -138,27 +93,7 @@ fn write_batch(
     range: std::ops::Range<usize>,
     pace: Pace,
 ) -> Result<(u64, u64)> {
-    let mut attempt = 0;
-    loop {
-        let result = (|| {
-            let c = match conn {
-                Some(c) => c,
-                None => conn.insert(target.connect(pace.timeout)?),
-            };
-            exchange(c, fresh, latest, view, range.clone())
-        })();
-        match result {
-            Ok(w) => return Ok((w, attempt as u64)),
-            Err(e) if retryable(&e) && attempt + 1 < pace.attempts => {
-                *conn = None;
-                let wait = backoff(attempt);
-                tracing::warn!(error = %e, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "redis failed, retrying the batch");
-                std::thread::sleep(wait);
-                attempt += 1;
-            }
-            Err(e) => return Err(give_up(&e, target, attempt)),
-        }
-    }
+    retried(target, pace, conn, |c| exchange(c, fresh, latest, view, range.clone()))
 }
 
 /// Reads the stored `_ts` of every key (unless forced), then writes the newer rows.

@@ -1,11 +1,93 @@
-//! Where the online store is, how to connect to it, and how its failures map to exit codes.
+//! Where the online store is, how to connect to it, how hard to push it, how a failed exchange
+//! is retried, and how its failures map to exit codes.
 
 use std::time::Duration;
 
-use featurekit::{Error, Kind, Result};
+use std::path::PathBuf;
+
+use crate::feast::KeyVersion;
+use crate::{Error, Kind, Result};
 use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, RedisError, Value};
 
-/// A parsed `--redis`: one node, or a cluster's seed nodes.
+/// The flags of every step that talks to Redis, beside its address flag; flatten it into the
+/// step's `Args`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis password (better than the URL: it never shows in a process listing)
+    #[arg(
+        long,
+        env = "FEATUREKIT_REDIS_PASSWORD",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub redis_password: Option<String>,
+
+    /// PEM file of the CA that signed the server's certificate, for rediss:// (or ssl=true) with a
+    /// private CA [default: the system's trust store]
+    #[arg(long, env = "FEATUREKIT_REDIS_CA_CERT", value_name = "PATH")]
+    pub redis_ca_cert: Option<PathBuf>,
+
+    /// The store is a Redis Cluster: commands are routed to each key's slot owner
+    #[arg(long, env = "FEATUREKIT_CLUSTER")]
+    pub cluster: bool,
+
+    /// Feast's entity_key_serialization_version (3, Feast's default; 2 is deprecated)
+    #[arg(long, env = "FEATUREKIT_ENTITY_KEY_VERSION", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(2..=3), value_name = "N")]
+    pub entity_key_version: u8,
+
+    /// Connections at work at once (each keeps one pipeline in flight)
+    #[arg(long, env = "FEATUREKIT_CONNECTIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N")]
+    pub connections: u16,
+
+    /// Entities per pipelined batch
+    #[arg(long, env = "FEATUREKIT_BATCH", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub batch: u32,
+
+    /// Attempts per batch on connection loss or timeout, with exponential backoff; then exit 75
+    #[arg(long, env = "FEATUREKIT_ATTEMPTS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub attempts: u32,
+
+    /// Connect and read/write timeout of one Redis exchange, in seconds
+    #[arg(
+        long,
+        env = "FEATUREKIT_REDIS_TIMEOUT",
+        default_value_t = 30.0,
+        value_name = "SECONDS"
+    )]
+    pub redis_timeout: f64,
+}
+
+impl RedisArgs {
+    /// The store at `url`, given with `flag`, with these flags' password, CA and cluster mode.
+    pub fn target(&self, flag: &str, url: &str) -> Result<Target> {
+        Target::parse(flag, url, self.redis_password.as_deref(), self.cluster)?
+            .with_ca_cert(self.redis_ca_cert.as_deref())
+    }
+
+    pub fn pace(&self) -> Pace {
+        Pace {
+            connections: self.connections as usize,
+            batch: self.batch as usize,
+            attempts: self.attempts,
+            timeout: Duration::from_secs_f64(self.redis_timeout.max(0.001)),
+        }
+    }
+
+    pub fn key_version(&self) -> KeyVersion {
+        if self.entity_key_version == 2 {
+            KeyVersion::V2
+        } else {
+            KeyVersion::V3
+        }
+    }
+}
+
+/// A parsed Redis address (materialize-redis' `--redis`, validate-features' `--online`): one
+/// node, or a cluster's seed nodes.
 #[derive(Clone)]
 pub struct Target {
     nodes: Vec<ConnectionInfo>,
@@ -21,10 +103,11 @@ pub struct Target {
 
 impl Target {
     /// Parses a redis:// or rediss:// URL, or Feast's connection_string
-    /// (`host:port[,host:port...][,ssl=true][,password=...][,username=...][,db=N]`).
-    pub fn parse(text: &str, password: Option<&str>, cluster: bool) -> Result<Target> {
+    /// (`host:port[,host:port...][,ssl=true][,password=...][,username=...][,db=N]`), given
+    /// with `flag` (named in errors).
+    pub fn parse(flag: &str, text: &str, password: Option<&str>, cluster: bool) -> Result<Target> {
         let shown = Target::shown(text);
-        let bad = |msg: String| Error::config(format!("--redis {shown}: {msg}"));
+        let bad = |msg: String| Error::config(format!("{flag} {shown}: {msg}"));
         let mut t = Target {
             nodes: vec![],
             tls: false,
@@ -116,7 +199,7 @@ impl Target {
     /// The connection string with any password replaced, for logs and summaries.
     pub fn shown(text: &str) -> String {
         if text.contains("://") {
-            return featurekit::artifact::redact(text);
+            return crate::artifact::redact(text);
         }
         text.split(',')
             .map(|p| match p.split_once('=') {
@@ -330,6 +413,67 @@ fn is_auth_error(e: &RedisError) -> bool {
         || e.to_string().contains("WRONGPASS")
 }
 
+/// How hard to push the store: connections at once, entities per pipelined batch, attempts
+/// per exchange and the timeout of one.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub connections: usize,
+    pub batch: usize,
+    pub attempts: u32,
+    pub timeout: Duration,
+}
+
+/// Runs `f` on `conn` (opened first when there is none); a retryable failure drops the
+/// connection and runs `f` again on a new one after an exponential backoff, up to
+/// `pace.attempts` times. Returns `f`'s value and the retries it took.
+pub fn retried<T>(
+    target: &Target,
+    pace: Pace,
+    conn: &mut Option<Conn>,
+    mut f: impl FnMut(&mut Conn) -> std::result::Result<T, RedisError>,
+) -> Result<(T, u64)> {
+    let mut attempt = 0;
+    loop {
+        let result = match conn {
+            Some(c) => f(c),
+            None => target.connect(pace.timeout).and_then(|c| f(conn.insert(c))),
+        };
+        match result {
+            Ok(v) => return Ok((v, attempt as u64)),
+            Err(e) if retryable(&e) && attempt + 1 < pace.attempts => {
+                *conn = None;
+                let wait = backoff(attempt);
+                tracing::warn!(error = %e, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "redis failed, retrying");
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+            Err(e) => return Err(give_up(&e, target, attempt)),
+        }
+    }
+}
+
+/// [`retried`] on a connection of its own: for the few commands around a step's batches.
+pub fn with_retries<T>(
+    target: &Target,
+    pace: Pace,
+    f: impl FnMut(&mut Conn) -> std::result::Result<T, RedisError>,
+) -> Result<T> {
+    retried(target, pace, &mut None, f).map(|(v, _)| v)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5))
+}
+
+fn give_up(e: &RedisError, target: &Target, attempt: u32) -> Error {
+    let err = failure(e, &target.shown);
+    if retryable(e) {
+        err.context(format!("after {} attempts", attempt + 1))
+    } else {
+        err
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,27 +501,27 @@ mod tests {
 
     #[test]
     fn feast_connection_strings_parse() {
-        let t = Target::parse("127.0.0.1:6390", None, false).unwrap();
+        let t = Target::parse("--redis", "127.0.0.1:6390", None, false).unwrap();
         assert_eq!(t.nodes.len(), 1);
         assert!(!t.tls);
-        let t = Target::parse("h1:7000,h2:7001,ssl=true,password=\"s3cret\",db=2", None, true).unwrap();
+        let t = Target::parse("--redis", "h1:7000,h2:7001,ssl=true,password=\"s3cret\",db=2", None, true).unwrap();
         assert_eq!(t.nodes.len(), 2);
         assert!(t.tls);
         assert_eq!(t.password.as_deref(), Some("s3cret"));
         assert_eq!(t.nodes[1].redis_settings().db(), 2);
         assert!(!t.shown.contains("s3cret"), "{}", t.shown);
-        assert!(Target::parse("h:1,bogus=1", None, false).is_err());
-        assert!(Target::parse("ssl=true", None, false).is_err());
+        assert!(Target::parse("--redis", "h:1,bogus=1", None, false).is_err());
+        assert!(Target::parse("--redis", "ssl=true", None, false).is_err());
     }
 
     #[test]
     fn urls_parse_and_hide_their_password() {
-        let t = Target::parse("rediss://u:pw@example.com:6380/3", None, false).unwrap();
+        let t = Target::parse("--redis", "rediss://u:pw@example.com:6380/3", None, false).unwrap();
         assert!(t.tls);
         assert_eq!(t.db, 3);
         assert_eq!(t.username.as_deref(), Some("u"));
         assert!(!t.shown.contains("pw"), "{}", t.shown);
-        let t = Target::parse("redis://127.0.0.1:6379", Some("from-env"), false).unwrap();
+        let t = Target::parse("--redis", "redis://127.0.0.1:6379", Some("from-env"), false).unwrap();
         assert_eq!(t.nodes[0].redis_settings().password(), Some("from-env"));
     }
 }

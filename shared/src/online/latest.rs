@@ -1,17 +1,23 @@
-//! Each entity's latest row of a feature view, folded from a stream of Parquet chunks.
+//! Each entity's latest row of a feature view, folded from a stream of Parquet chunks: the row
+//! Feast's materialization serves (materialize-redis writes it, validate-features' online
+//! audit expects it).
 //!
 //! Memory is one slot per entity, not per row: the value part of the entity key in one
-//! arena, its event and created times, and the features in typed columns. A row replaces its
-//! entity's slot when `(event_timestamp, created)` is newer or equal (a later row wins a full
-//! tie, as Feast's "keep last").
+//! arena, its event and created times, its rows in the range, and the features in typed
+//! columns. A row replaces its entity's slot when `(event_timestamp, created)` is newer or
+//! equal (a later row wins a full tie, as Feast's "keep last").
+
+use std::collections::HashMap;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
-use featurekit::artifact::Micros;
-use featurekit::feast::{EntityKeyCodec, KeyValue};
-use featurekit::spec::{Dtype, ValueType};
-use featurekit::{Error, Result};
+use futures::TryStreamExt;
 use hashbrown::HashTable;
+
+use crate::artifact::{Micros, ParquetScan};
+use crate::feast::{EntityKeyCodec, KeyValue};
+use crate::spec::{Dtype, FeatureView, Spec, ValueType};
+use crate::{Error, Result};
 
 /// The columns of one feature view's rows.
 #[derive(Debug, Clone)]
@@ -24,6 +30,24 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// A view's columns as compute-windows writes them; `created` names the tie-break column
+    /// (empty: none).
+    pub fn of(spec: &Spec, view: &FeatureView, created: &str) -> Layout {
+        Layout {
+            join_keys: view
+                .entities
+                .iter()
+                .map(|e| {
+                    let e = spec.entity(e).expect("the spec checks every view's entities");
+                    (e.join_key.clone(), e.value_type)
+                })
+                .collect(),
+            timestamp: "event_timestamp".into(),
+            created: (!created.is_empty()).then(|| created.to_string()),
+            features: view.features.iter().map(|f| (f.name.clone(), f.dtype)).collect(),
+        }
+    }
+
     /// Every column to read, in a fixed order: join keys, timestamp, created, features.
     pub fn columns(&self) -> Vec<String> {
         let mut c: Vec<String> = self.join_keys.iter().map(|k| k.0.clone()).collect();
@@ -49,6 +73,8 @@ pub struct Latest {
     /// Event time of each entity's row, in microseconds since the epoch.
     pub ts: Vec<i64>,
     created: Vec<i64>,
+    /// Rows of each entity in the range (its activity).
+    pub rows: Vec<u32>,
     pub features: Vec<Values>,
     pub dtypes: Vec<Dtype>,
     /// Rows read, and of those the rows inside [start, end].
@@ -56,6 +82,9 @@ pub struct Latest {
     pub rows_in_range: u64,
     layout: Layout,
     range: (i64, i64),
+    /// When set, only the rows of these entities (value part of the key) at exactly this
+    /// event time are folded.
+    only: Option<HashMap<Vec<u8>, i64>>,
 }
 
 /// Typed views of one batch's columns.
@@ -96,13 +125,44 @@ impl Latest {
             hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
             ts: vec![],
             created: vec![],
+            rows: vec![],
             features,
             dtypes: layout.features.iter().map(|f| f.1).collect(),
             rows_read: 0,
             rows_in_range: 0,
             layout,
             range,
+            only: None,
         }
+    }
+
+    /// Folds only the rows of these entities (value part of the key) at exactly their event
+    /// time: the rows a later run wrote, looked up for entities Redis holds newer.
+    pub fn only(mut self, rows: HashMap<Vec<u8>, i64>) -> Latest {
+        self.only = Some(rows);
+        self
+    }
+
+    /// Reads the view's rows that may lie in the range (row groups pruned on their
+    /// `event_timestamp` statistics), two row groups decoded at once, and folds them; returns
+    /// the row groups pruned.
+    pub async fn read(&mut self, scan: ParquetScan) -> Result<usize> {
+        let (lo, hi) = self.range;
+        let plan = scan
+            .columns(self.layout.columns())
+            .prune(&self.layout.timestamp, lo, hi.saturating_add(1))
+            .plan()
+            .await?;
+        let pruned = plan.stats.row_groups_pruned;
+        let mut chunks = std::pin::pin!(plan.chunks(2));
+        while let Some(chunk) = chunks.try_next().await? {
+            let mut first_row = chunk.first_row;
+            for batch in &chunk.batches {
+                self.add(batch, &chunk.file, first_row)?;
+                first_row += batch.num_rows() as u64;
+            }
+        }
+        Ok(pruned)
     }
 
     pub fn len(&self) -> usize {
@@ -188,10 +248,15 @@ impl Latest {
             if t < start || t > end {
                 continue;
             }
-            self.rows_in_range += 1;
             let c = created.as_ref().and_then(|c| c.get(row)).unwrap_or(i64::MIN);
             buf.clear();
             self.codec.encode_values(&values, &mut buf);
+            if let Some(only) = &self.only
+                && only.get(&buf[..]) != Some(&t)
+            {
+                continue;
+            }
+            self.rows_in_range += 1;
             let hash = self.hasher.hash_one(&buf[..]);
             let (arena, ends) = (&self.arena, &self.ends);
             let slot = self.table.find(hash, |&i| {
@@ -202,6 +267,7 @@ impl Latest {
             let i = match slot {
                 Some(&i) => {
                     let i = i as usize;
+                    self.rows[i] = self.rows[i].saturating_add(1);
                     if (t, c) < (self.ts[i], self.created[i]) {
                         continue;
                     }
@@ -221,6 +287,7 @@ impl Latest {
                     });
                     self.ts.push(t);
                     self.created.push(c);
+                    self.rows.push(1);
                     for f in &mut self.features {
                         match f {
                             Values::Int { values, valid } => {
@@ -269,6 +336,7 @@ impl Latest {
         self.ends.reserve(n);
         self.ts.reserve(n);
         self.created.reserve(n);
+        self.rows.reserve(n);
         self.arena.reserve(n * 16); // an INT64 key's value part
         for f in &mut self.features {
             match f {
@@ -289,6 +357,10 @@ impl Latest {
 
     pub fn codec(&self) -> &EntityKeyCodec {
         &self.codec
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 }
 

@@ -6,6 +6,7 @@ CARGO   ?= cargo
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 FEAST_VENV := .venv-feast
+BQ_VENV := .venv-bq
 # bench measures optimised code (thin LTO is left to images); demo reuses the test build
 PROFILE ?= bench-fast
 BIN     := target/$(PROFILE)
@@ -35,7 +36,12 @@ $(FEAST_VENV)/.installed: tests/feast/requirements.txt
 	$(FEAST_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/feast/requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed $(FEAST_VENV)/.installed ## the Python virtualenvs: .venv (moto, peers), .venv-feast (Feast 0.67)
+$(BQ_VENV)/.installed: tests/bigquery/requirements.txt
+	python3 -m venv $(BQ_VENV)
+	$(BQ_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bigquery/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed $(FEAST_VENV)/.installed $(BQ_VENV)/.installed ## the Python virtualenvs: .venv (moto, peers), .venv-feast (Feast 0.67), .venv-bq (bqemulator, Google's client)
 
 build: ## build every binary, optimised
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
@@ -96,4 +102,4 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 clean: ## remove build output, demo output and the virtualenv
-	rm -rf target out $(VENV) $(FEAST_VENV)
+	rm -rf target out $(VENV) $(FEAST_VENV) $(BQ_VENV)

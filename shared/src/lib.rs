@@ -6,6 +6,7 @@
 //! - [`feast`]: Feast's online-store bytes: entity keys, hash fields, values, timestamps.
 //! - `online` (cargo feature `online`): the Redis online store: addresses, connections,
 //!   retries, and each entity's latest row, the row Feast serves.
+//! - [`retry`]: the one retry policy (exponential backoff, full jitter).
 //! - [`malloc`]: glibc's allocator, set up for a step that holds a large working set.
 //! - [`step`]: the step runtime: flags every step shares, logs, progress, the run summary,
 //!   signals and the exit-code table ([`exit`]).
@@ -19,6 +20,7 @@ pub mod feast;
 pub mod malloc;
 #[cfg(feature = "online")]
 pub mod online;
+pub mod retry;
 pub mod spec;
 pub mod step;
 pub mod synth;

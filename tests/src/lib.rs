@@ -344,3 +344,78 @@ pub fn feast_tool(name: &str) -> PathBuf {
     );
     path
 }
+
+/// A local BigQuery (bqemulator, from `.venv-bq`: REST and the Storage Read API over DuckDB)
+/// on free loopback ports, started through `tests/bigquery/serve.py` and stopped on drop.
+pub struct BigQueryEmulator {
+    child: Child,
+    pub rest_port: u16,
+    pub grpc_port: u16,
+    _home: tempfile::TempDir,
+}
+
+impl BigQueryEmulator {
+    /// The emulator's project.
+    pub const PROJECT: &'static str = "demo";
+
+    pub fn start() -> BigQueryEmulator {
+        let home = tempfile::tempdir().expect("the emulator's home");
+        let (rest_port, grpc_port) = (free_port(), free_port());
+        let mut child = Command::new(bigquery_python())
+            .arg(repo_root().join("tests/bigquery/serve.py"))
+            .arg("--home")
+            .arg(home.path())
+            .args([
+                "--rest-port",
+                &rest_port.to_string(),
+                "--grpc-port",
+                &grpc_port.to_string(),
+            ])
+            .args(["--project", Self::PROJECT])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start bqemulator");
+        wait_for_port(rest_port, &mut child, "bqemulator");
+        BigQueryEmulator {
+            child,
+            rest_port,
+            grpc_port,
+            _home: home,
+        }
+    }
+
+    /// The REST root, extract-bigquery's `--endpoint`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/bigquery/v2", self.rest_port)
+    }
+
+    /// Loads a Parquet file into `dataset.table` (replaced) with Google's official client.
+    pub fn load(&self, table: &str, parquet: &Path) {
+        run_ok(
+            Command::new(bigquery_python())
+                .arg(repo_root().join("tests/bigquery/load.py"))
+                .args(["--endpoint", &format!("http://127.0.0.1:{}", self.rest_port)])
+                .args(["--project", Self::PROJECT, "--table", table])
+                .arg(parquet),
+        );
+    }
+}
+
+impl Drop for BigQueryEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python of `.venv-bq` (bqemulator, google-cloud-bigquery), made by `make venv`.
+pub fn bigquery_python() -> PathBuf {
+    let path = repo_root().join(".venv-bq/bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make venv` (.ci/run does)",
+        path.display()
+    );
+    path
+}

@@ -14,7 +14,7 @@ DEMO    ?= out/demo
 ROWS    ?= 1000000
 # images: one per step (images/Dockerfile) around its static release binary; a step's image is
 # one word here (and its two-line stage in the Dockerfile)
-IMAGE_STEPS  := compute-windows validate-features materialize-redis publish-registry
+IMAGE_STEPS  := extract-bigquery compute-windows validate-features materialize-redis publish-registry
 IMAGE_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 IMAGE_BIN    := target/$(IMAGE_TARGET)/release
 # glibc linked in statically; an explicit --target keeps build scripts and proc macros dynamic, and
@@ -52,7 +52,7 @@ test: venv image-bins ## run every test (unit, CLI, integration with real server
 
 demo: venv ## run the pipeline locally on generated data
 	$(CARGO) build --workspace --bins
-	@scripts/demo.sh target/debug "$(DEMO)" "$(ROWS)" "$(PYTHON)" "$(FEAST_VENV)/bin/python"
+	@scripts/demo.sh target/debug "$(DEMO)" "$(ROWS)" "$(PYTHON)" "$(FEAST_VENV)/bin/python" "$(BQ_VENV)/bin/python"
 
 bench: bench-compute-windows bench-validate-features bench-materialize-redis ## every side-by-side benchmark against its peers
 

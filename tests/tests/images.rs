@@ -16,7 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use featurekit_tests::{
-    RedisServer, feast_tool, files_below, free_port, generate_transactions, http, repo_root, run_ok, wait_for_progress,
+    BigQueryEmulator, RedisServer, feast_tool, files_below, free_port, generate_transactions, http, repo_root, run_ok,
+    wait_for_progress,
 };
 use serde_json::Value;
 
@@ -290,9 +291,45 @@ fn the_pipeline_runs_one_container_per_step_and_feast_reads_it() {
     let work = dir.path();
     // the demo's days (scripts/demo.sh): 30 days of lookback, then the day the pipeline runs for
     let (start, day, next) = ("2025-10-01", "2025-11-14", "2025-11-15");
+    let source = work.join("source/transactions.parquet");
     generate_transactions(
-        &work.join("raw/transactions.parquet"),
+        &source,
         &["--rows", "100000", "--users", "5001", "--days", "45", "--start", start],
+    );
+    // the raw events come from BigQuery: a local emulator on the host's loopback
+    let bigquery = BigQueryEmulator::start();
+    bigquery.load("raw.transactions", &source);
+    std::fs::write(
+        work.join("transactions.sql"),
+        "SELECT user_id, event_timestamp, amount, merchant_id FROM `demo.raw.transactions`\n\
+         WHERE event_timestamp >= @start AND event_timestamp < @end\n",
+    )
+    .unwrap();
+    let endpoint = bigquery.endpoint();
+    run_ok(step("extract-bigquery", work, &["--network", "host"]).args([
+        "--spec",
+        SPEC,
+        "--project",
+        BigQueryEmulator::PROJECT,
+        "--anonymous",
+        "--endpoint",
+        &endpoint,
+        "--query-file",
+        "/artifacts/transactions.sql",
+        "--start",
+        day,
+        "--end",
+        next,
+        "--output",
+        "/artifacts/raw",
+        "--summary",
+        "/artifacts/extract-bigquery.json",
+    ]));
+    let extracted = summary(work, "extract-bigquery.json");
+    assert_eq!(
+        extracted["days_fetched"].as_array().map(Vec::len),
+        Some(31),
+        "{extracted}"
     );
 
     let none = ["--network", "none"];

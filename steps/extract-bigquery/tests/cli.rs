@@ -568,3 +568,12 @@ fn bad_flags_and_files_get_one_line_and_their_exit_code() {
     assert!(stderr(&out).contains("must be before --end"), "{}", stderr(&out));
     assert!(stub.requests().is_empty());
 }
+
+/// The README's usage block is `--help`, verbatim; `UPDATE_README=1 cargo test` rewrites it.
+#[test]
+fn readme_shows_the_current_help() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    featurekit::cli::check_readme_help(&readme, &help).unwrap();
+}

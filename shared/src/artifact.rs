@@ -13,7 +13,7 @@
 //!
 //! Writes are atomic: [`ParquetSink`] streams a file as a multipart upload that only
 //! becomes visible when [`ParquetSink::finish`] completes it, or, for a local file, into
-//! a hidden temporary file renamed at the end. A sink dropped before that (an error, a
+//! a hidden temporary file, fsynced and renamed at the end ([`local`]). A sink dropped before that (an error, a
 //! signal) removes its temporary file or aborts its upload; the step runtime waits for
 //! those aborts ([`settle_aborts`]) before the process exits, so no partial or temporary
 //! object is left behind.
@@ -48,6 +48,7 @@ use tokio::task::JoinHandle;
 use crate::exit::{Error, Result};
 
 mod flat;
+pub mod local;
 
 /// A place to read from or write to: a store and a path in it.
 #[derive(Clone)]
@@ -534,9 +535,6 @@ pub struct Written {
     pub bytes: u64,
 }
 
-/// Temporary files of this process, numbered.
-static TEMPORARIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 impl ParquetSink {
     pub async fn create(location: &Location, schema: SchemaRef, options: &WriteOptions) -> Result<ParquetSink> {
         let mut props = WriterProperties::builder()
@@ -569,20 +567,9 @@ impl ParquetSink {
         let target = match location.file.clone() {
             Some(path) => {
                 let dir = path.parent().unwrap_or(std::path::Path::new("/"));
-                let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
                 let creating = |e: std::io::Error| Error::from(e).context(format!("creating {shown}"));
                 std::fs::create_dir_all(dir).map_err(creating)?;
-                // a name no other writer holds: another process (a pod is often PID 1 too, and
-                // a retried pod may still run beside its successor) moves on to the next number
-                let (file, temporary) = loop {
-                    let n = TEMPORARIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let temporary = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
-                    match std::fs::File::create_new(&temporary) {
-                        Ok(file) => break (file, temporary),
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                        Err(e) => return Err(creating(e)),
-                    }
-                };
+                let (file, temporary) = local::temporary(&path).map_err(creating)?;
                 let writer = Writer::try_new(Spooled::new(file), schema, props);
                 let writer = writer.map_err(|e| {
                     let _ = std::fs::remove_file(&temporary);
@@ -666,7 +653,7 @@ impl ParquetSink {
                 let done = writer.finish().map_err(writing).map(|_| writer.bytes_written() as u64);
                 drop(writer); // the file is closed before it is renamed or removed
                 let done = done.and_then(|bytes| {
-                    std::fs::rename(&temporary, &path)
+                    local::commit(&temporary, &path)
                         .map(|()| bytes)
                         .map_err(|e| Error::from(e).context(format!("completing {shown}")))
                 });
@@ -1332,7 +1319,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.parquet");
         // the next names this process would pick (a few: other tests pick names too)
-        let n = TEMPORARIES.load(std::sync::atomic::Ordering::Relaxed);
+        let n = local::TEMPORARIES.load(std::sync::atomic::Ordering::Relaxed);
         let taken: Vec<_> = (n..n + 8)
             .map(|n| dir.path().join(format!(".x.parquet.{}-{n}.tmp", std::process::id())))
             .collect();

@@ -7,7 +7,7 @@
 //!   bar on a terminal.
 //! - [`Summary`] is the one JSON object a step writes to `--summary`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -212,21 +212,8 @@ impl Progress {
     }
 }
 
-/// Writes a small local file through a temporary sibling and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+/// Writes a small local file atomically and durably (see [`crate::artifact::local`]).
+pub use crate::artifact::local::write_atomically;
 
 // ---- the run summary -----------------------------------------------------------------
 

@@ -7,7 +7,6 @@
 //!   when there was none). When another writer got there first, re-read and re-apply, with a
 //!   jittered backoff, `attempts` times; then exit 75.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -112,18 +111,7 @@ fn update_local(path: &Path, apply: &mut dyn FnMut(Option<&[u8]>) -> Result<Upda
     let Some(bytes) = apply(existing.as_deref())? else {
         return Ok(false);
     };
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_error(path, e));
-    }
+    featurekit::artifact::local::write_atomically(path, &bytes).map_err(|e| io_error(path, e))?;
     drop(lock);
     Ok(true)
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use featurekit::artifact::Location;
+use featurekit::retry::Backoff;
 use featurekit::{Error, Kind, Result};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
@@ -149,7 +150,7 @@ async fn update_object(
         match store.put_opts(path, bytes.into(), opts).await {
             Ok(_) => return Ok(true),
             Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
-                let wait = jitter(attempt);
+                let wait = CONFLICT_BACKOFF.delay(attempt + 1);
                 tracing::info!(
                     attempt = attempt + 1,
                     wait_ms = wait.as_millis() as u64,
@@ -165,13 +166,6 @@ async fn update_object(
     )))
 }
 
-/// 20 ms doubling to 1 s, times a random factor in [0.5, 1.5).
-fn jitter(attempt: u32) -> Duration {
-    let base = 20u64 << attempt.min(6);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.5 + (nanos % 1000) as f64 / 1000.0;
-    Duration::from_millis((base.min(1000) as f64 * factor) as u64)
-}
+/// The wait after a lost race for the registry: up to 20 ms doubling to 1 s, full jitter
+/// (the attempts come from the flag).
+const CONFLICT_BACKOFF: Backoff = Backoff::new(u32::MAX, Duration::from_millis(20), Duration::from_secs(1));

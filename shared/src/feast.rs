@@ -9,7 +9,10 @@
 //!   `google.protobuf.Timestamp` ([`Timestamp`]).
 //!
 //! The messages below are written from the field numbers of Feast's descriptors; only the
-//! members we write are declared (prost skips unknown fields when decoding).
+//! members we write, and the scalar ones a foreign writer may have stored instead, are
+//! declared (prost skips unknown fields when decoding: a member not declared reads as null).
+//! Reading goes the other way: [`EntityKeyCodec::decode_values`], [`Value::decode`] and
+//! [`Timestamp::decode_bytes`].
 
 use prost::Message;
 
@@ -21,23 +24,74 @@ pub mod value_type {
     pub const INT64: u32 = 4;
 }
 
-/// `feast.types.Value`, the members featurekit writes.
+/// `feast.types.Value`: the members featurekit writes (string, int64, double, float) and the
+/// other scalars, so that a value of another type is read as what it is.
 #[derive(Clone, PartialEq, Message)]
 pub struct Value {
-    #[prost(oneof = "Val", tags = "2, 4, 5, 6")]
+    #[prost(oneof = "Val", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub val: Option<Val>,
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum Val {
+    #[prost(bytes, tag = "1")]
+    BytesVal(Vec<u8>),
     #[prost(string, tag = "2")]
     StringVal(String),
+    #[prost(int32, tag = "3")]
+    Int32Val(i32),
     #[prost(int64, tag = "4")]
     Int64Val(i64),
     #[prost(double, tag = "5")]
     DoubleVal(f64),
     #[prost(float, tag = "6")]
     FloatVal(f32),
+    #[prost(bool, tag = "7")]
+    BoolVal(bool),
+    #[prost(int64, tag = "8")]
+    UnixTimestampVal(i64),
+}
+
+impl Val {
+    /// Equal member and equal value, floats bit for bit (`-0.0` is not `0.0`).
+    pub fn same(&self, other: &Val) -> bool {
+        match (self, other) {
+            (Val::FloatVal(a), Val::FloatVal(b)) => a.to_bits() == b.to_bits(),
+            (Val::DoubleVal(a), Val::DoubleVal(b)) => a.to_bits() == b.to_bits(),
+            (a, b) => a == b,
+        }
+    }
+
+    /// The protobuf member's name, as Feast's Python SDK calls it (`WhichOneof("val")`).
+    pub fn member(&self) -> &'static str {
+        match self {
+            Val::BytesVal(_) => "bytes_val",
+            Val::StringVal(_) => "string_val",
+            Val::Int32Val(_) => "int32_val",
+            Val::Int64Val(_) => "int64_val",
+            Val::DoubleVal(_) => "double_val",
+            Val::FloatVal(_) => "float_val",
+            Val::BoolVal(_) => "bool_val",
+            Val::UnixTimestampVal(_) => "unix_timestamp_val",
+        }
+    }
+}
+
+impl std::fmt::Display for Val {
+    /// The value and its member: `12.5 (float_val)`; floats as their shortest exact text.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Val::BytesVal(b) => write!(f, "{} bytes", b.len())?,
+            Val::StringVal(s) => write!(f, "{s:?}")?,
+            Val::Int32Val(v) => write!(f, "{v}")?,
+            Val::Int64Val(v) => write!(f, "{v}")?,
+            Val::DoubleVal(v) => write!(f, "{v:?}")?,
+            Val::FloatVal(v) => write!(f, "{v:?}")?,
+            Val::BoolVal(v) => write!(f, "{v}")?,
+            Val::UnixTimestampVal(v) => write!(f, "{v}")?,
+        }
+        write!(f, " ({})", self.member())
+    }
 }
 
 /// `google.protobuf.Timestamp`.
@@ -80,27 +134,42 @@ pub fn timestamp_field(view: &str) -> Vec<u8> {
     format!("_ts:{view}").into_bytes()
 }
 
-/// Appends the serialized `feast.types.Value` of a feature: the oneof member comes from the
-/// declared dtype; `None` (null, or NaN upstream) appends nothing, the empty Value.
-pub fn encode_int(dtype: Dtype, v: Option<i64>, out: &mut Vec<u8>) {
-    let Some(v) = v else { return };
-    let val = match dtype {
+/// The `feast.types.Value` member Feast stores for an integer column's value: the member
+/// comes from the declared dtype; `None` (null) is the empty Value.
+pub fn int_value(dtype: Dtype, v: Option<i64>) -> Option<Val> {
+    let v = v?;
+    Some(match dtype {
         Dtype::Int64 => Val::Int64Val(v),
         Dtype::Float64 => Val::DoubleVal(v as f64),
         Dtype::Float32 => Val::FloatVal(v as f32),
-    };
-    Value { val: Some(val) }.encode(out).expect("a Vec grows");
+    })
 }
 
-/// As [`encode_int`] for a float column; NaN is stored as null, as Feast does.
-pub fn encode_float(dtype: Dtype, v: Option<f64>, out: &mut Vec<u8>) {
-    let Some(v) = v.filter(|v| !v.is_nan()) else { return };
-    let val = match dtype {
+/// As [`int_value`] for a float column; NaN is stored as null, as Feast does.
+pub fn float_value(dtype: Dtype, v: Option<f64>) -> Option<Val> {
+    let v = v.filter(|v| !v.is_nan())?;
+    Some(match dtype {
         Dtype::Int64 => Val::Int64Val(v as i64),
         Dtype::Float64 => Val::DoubleVal(v),
         Dtype::Float32 => Val::FloatVal(v as f32),
-    };
-    Value { val: Some(val) }.encode(out).expect("a Vec grows");
+    })
+}
+
+/// Appends the serialized `feast.types.Value` of a feature ([`int_value`]); null appends
+/// nothing, the empty Value.
+pub fn encode_int(dtype: Dtype, v: Option<i64>, out: &mut Vec<u8>) {
+    encode(int_value(dtype, v), out);
+}
+
+/// As [`encode_int`] for a float column ([`float_value`]).
+pub fn encode_float(dtype: Dtype, v: Option<f64>, out: &mut Vec<u8>) {
+    encode(float_value(dtype, v), out);
+}
+
+fn encode(val: Option<Val>, out: &mut Vec<u8>) {
+    if val.is_some() {
+        Value { val }.encode(out).expect("a Vec grows");
+    }
 }
 
 /// An entity key value.
@@ -182,8 +251,46 @@ impl EntityKeyCodec {
         }
     }
 
+    /// Reads back what [`encode_values`](Self::encode_values) wrote: the values in the
+    /// caller's join-key order, or `None` when the bytes are not such a value part.
+    pub fn decode_values<'a>(&self, mut bytes: &'a [u8]) -> Option<Vec<KeyValue<'a>>> {
+        let mut sorted = Vec::with_capacity(self.order.len());
+        let u32_at = |b: &mut &'a [u8]| -> Option<u32> {
+            let (head, rest) = b.split_first_chunk::<4>()?;
+            *b = rest;
+            Some(u32::from_le_bytes(*head))
+        };
+        for _ in &self.order {
+            let (kind, len) = (u32_at(&mut bytes)?, u32_at(&mut bytes)? as usize);
+            let payload = bytes.get(..len)?;
+            bytes = &bytes[len..];
+            sorted.push(match kind {
+                value_type::INT64 => KeyValue::Int64(i64::from_le_bytes(payload.try_into().ok()?)),
+                value_type::STRING => KeyValue::String(std::str::from_utf8(payload).ok()?),
+                _ => return None,
+            });
+        }
+        if !bytes.is_empty() {
+            return None;
+        }
+        let mut values = sorted.clone();
+        for (&caller, v) in self.order.iter().zip(sorted) {
+            values[caller] = v;
+        }
+        Some(values)
+    }
+
     pub fn version(&self) -> KeyVersion {
         self.version
+    }
+}
+
+impl std::fmt::Display for KeyValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyValue::Int64(v) => write!(f, "{v}"),
+            KeyValue::String(s) => write!(f, "{s:?}"),
+        }
     }
 }
 
@@ -242,6 +349,41 @@ mod tests {
         want.extend(8u32.to_le_bytes());
         want.extend(1i64.to_le_bytes());
         assert_eq!(key, want);
+        let mut values = vec![];
+        codec.encode_values(&[KeyValue::Int64(-7), KeyValue::String("m€")], &mut values);
+        assert_eq!(
+            codec.decode_values(&values),
+            Some(vec![KeyValue::Int64(-7), KeyValue::String("m€")]),
+            "read back in the caller's order"
+        );
+        assert_eq!(codec.decode_values(&values[..values.len() - 1]), None);
+        values.push(0);
+        assert_eq!(codec.decode_values(&values), None, "trailing bytes");
+    }
+
+    #[test]
+    fn values_read_back_as_their_member() {
+        let read = |hex_value: &str| {
+            let bytes: Vec<u8> = (0..hex_value.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex_value[i..i + 2], 16).unwrap())
+                .collect();
+            Value::decode(&bytes[..]).unwrap().val
+        };
+        assert_eq!(read("3500004841"), Some(Val::FloatVal(12.5)));
+        assert_eq!(read("290000000000002940"), Some(Val::DoubleVal(12.5)));
+        assert_eq!(read("2003"), Some(Val::Int64Val(3)));
+        assert_eq!(read("1805"), Some(Val::Int32Val(5)));
+        assert_eq!(read("3801"), Some(Val::BoolVal(true)));
+        assert_eq!(read(""), None, "the empty Value is null");
+        assert_eq!(read("980100"), None, "null_val reads as null, as in Feast");
+        let f = Val::FloatVal(12.5);
+        assert!(f.same(&Val::FloatVal(12.5)));
+        assert!(!f.same(&Val::DoubleVal(12.5)), "the member counts");
+        assert!(!Val::DoubleVal(0.0).same(&Val::DoubleVal(-0.0)), "bit for bit");
+        assert_eq!(f.to_string(), "12.5 (float_val)");
+        assert_eq!(float_value(Dtype::Float32, Some(0.1)), Some(Val::FloatVal(0.1f32)));
+        assert_eq!(float_value(Dtype::Float64, Some(f64::NAN)), None);
     }
 
     #[test]

@@ -8,7 +8,11 @@ Run with the Feast virtualenv (.venv-feast, made by `make venv`):
   online_check.py check --repo DIR --offline DIR --start T --end T [--entities N]
       computes each entity's latest row in [start, end] straight from the Parquet (pyarrow),
       then asks Feast for the same entities through FeatureStore.get_online_features and
-      through `feast serve`'s POST /get-online-features, and fails on any difference.
+      through `feast serve`'s POST /get-online-features, and fails on any difference;
+  online_check.py served --repo DIR --served FILE
+      reads what validate-features --online decoded for its sampled entities (--sample-out,
+      JSON lines) and asks Feast's get_online_features for the same entities: every value must
+      be equal, nulls included.
 """
 import argparse, json, math, os, socket, subprocess, sys, time, urllib.request
 from datetime import datetime, timedelta, timezone
@@ -141,17 +145,42 @@ def check(a):
     sys.exit(1 if bad else 0)
 
 
+def served(a):
+    from feast import FeatureStore
+    rows = [json.loads(l) for l in open(a.served) if l.strip()]
+    rows = [r for r in rows if r["event_timestamp"] is not None]
+    assert rows, "the audit decoded no entity"
+    refs = [f"{VIEW}:{f}" for f in FEATURES]
+    users = [r["entity"]["user_id"] for r in rows]
+    got = FeatureStore(repo_path=a.repo).get_online_features(
+        features=refs, entity_rows=[{"user_id": u} for u in users]).to_dict()
+    bad = nulls = 0
+    for i, r in enumerate(rows):
+        assert got["user_id"][i] == users[i]
+        for f in FEATURES:
+            ours, feast = r["features"][f], got[f][i]
+            nulls += ours is None
+            # exact: Feast's Python float of the stored value against the audit's decoding
+            if (ours is None) != (feast is None) or (ours is not None and float(ours) != float(feast)):
+                bad += 1
+                if bad < 10:
+                    print(f"user {users[i]} {f}: the audit decoded {ours!r}, Feast served {feast!r}")
+    print(f"served: {len(rows)} entities, {len(FEATURES)} features, {nulls} nulls, {bad} differences")
+    sys.exit(1 if bad else 0)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["nulls", "check"])
+    ap.add_argument("phase", choices=["nulls", "check", "served"])
     ap.add_argument("--repo")
-    ap.add_argument("--offline", required=True)
+    ap.add_argument("--offline")
+    ap.add_argument("--served")
     ap.add_argument("--start")
     ap.add_argument("--end")
     ap.add_argument("--entities", type=int, default=1200)
     a = ap.parse_args()
     os.environ.setdefault("FEAST_USAGE", "False")
-    {"nulls": add_nulls, "check": check}[a.phase](a)
+    {"nulls": add_nulls, "check": check, "served": served}[a.phase](a)
 
 
 if __name__ == "__main__":

@@ -393,8 +393,8 @@ pub fn failure(e: &RedisError, shown: &str) -> Error {
         | ErrorKind::InvalidClientConfig
         | ErrorKind::Server(ServerErrorKind::NoPerm) => Kind::Config,
         ErrorKind::Server(ServerErrorKind::ResponseError) if e.code() == Some("WRONGTYPE") => Kind::Data,
-        ErrorKind::Server(ServerErrorKind::ResponseError) if is_auth_error(e) => Kind::Config,
-        _ if is_tls_error(e) => Kind::Config,
+        // NOAUTH (no password given) comes with a kind of its own in some redis versions
+        _ if is_auth_error(e) || is_tls_error(e) => Kind::Config,
         _ => Kind::Transient,
     };
     Error::msg(kind, format!("redis {shown}: {e}"))
@@ -504,7 +504,13 @@ mod tests {
         let t = Target::parse("--redis", "127.0.0.1:6390", None, false).unwrap();
         assert_eq!(t.nodes.len(), 1);
         assert!(!t.tls);
-        let t = Target::parse("--redis", "h1:7000,h2:7001,ssl=true,password=\"s3cret\",db=2", None, true).unwrap();
+        let t = Target::parse(
+            "--redis",
+            "h1:7000,h2:7001,ssl=true,password=\"s3cret\",db=2",
+            None,
+            true,
+        )
+        .unwrap();
         assert_eq!(t.nodes.len(), 2);
         assert!(t.tls);
         assert_eq!(t.password.as_deref(), Some("s3cret"));

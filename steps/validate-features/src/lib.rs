@@ -6,7 +6,11 @@
 //! finiteness, the row rules ([`rules`]), coverage, and the statistics; then the volume,
 //! freshness and drift rules on the merged counts; then the report ([`report`]) and, when
 //! every rule passed, this run's profile ([`profile`]).
+//!
+//! With `--online`, the audit of the online store instead ([`audit`]): each online view's
+//! latest rows in the interval, a sample of them read back from Redis and compared.
 
+pub mod audit;
 mod cli;
 pub mod profile;
 pub mod report;
@@ -18,6 +22,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use featurekit::artifact::{Location, ParquetScan};
+use featurekit::feast::{EntityKeyCodec, feature_field, timestamp_field};
+use featurekit::online::latest::{Latest, Layout};
+use featurekit::online::online_views;
 use featurekit::spec::{FeatureView, Spec};
 use featurekit::step::RunSummary;
 use featurekit::{Error, Result};
@@ -37,6 +44,9 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         )));
     }
     let spec = Spec::load(&args.spec).map_err(Error::config)?;
+    if let Some(url) = &args.online {
+        return online(&args, &spec, url, summary).await;
+    }
     let config = Config::load(args.rules.as_deref())?;
     for name in config.bounds.keys() {
         if !spec
@@ -71,6 +81,7 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
             .as_ref()
             .map(|_| featurekit::artifact::redact(args.baseline.as_deref().unwrap_or(""))),
         drift_checked: baseline.is_some(),
+        online: None,
         views: vec![],
     };
     let mut profile = Profile {
@@ -94,7 +105,22 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     summary.rows_in = rows;
     summary.phase("validate", started);
 
-    if let Some(prefix) = &args.report {
+    let problems = finish_report(&report, args.report.as_deref(), summary).await?;
+    if report.status == Status::Fail {
+        return Err(broken("the contract is broken", &problems));
+    }
+    if let Some(url) = &args.profile_out {
+        let json = serde_json::to_string_pretty(&profile).expect("a profile serializes") + "\n";
+        Location::parse(url)?.write(json.into_bytes()).await?;
+    }
+    tracing::info!(rows, status = report.status.word(), "the contract holds");
+    Ok(())
+}
+
+/// Writes the report below `prefix` (JSON, HTML, Markdown) and its status into the summary;
+/// returns the problems, one line each (warnings logged).
+async fn finish_report(report: &Report, prefix: Option<&str>, summary: &mut RunSummary) -> Result<Vec<String>> {
+    if let Some(prefix) = prefix {
         let loc = Location::parse(prefix)?;
         loc.join("report.json").write(report.json().into_bytes()).await?;
         loc.join("report.html").write(report.html().into_bytes()).await?;
@@ -108,29 +134,196 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
             tracing::warn!("{p}");
         }
     }
-    if report.status == Status::Fail {
-        let failed: Vec<&String> = problems.iter().filter(|p| p.starts_with("fail")).collect();
-        return Err(Error::data(format!(
-            "the contract is broken: {}{}",
-            failed
+    Ok(problems)
+}
+
+/// The one-line error of a failed run: `lead`, then the first three failing rules.
+fn broken(lead: &str, problems: &[String]) -> Error {
+    let failed: Vec<&String> = problems.iter().filter(|p| p.starts_with("fail")).collect();
+    Error::data(format!(
+        "{lead}: {}{}",
+        failed
+            .iter()
+            .take(3)
+            .map(|s| s.trim_start_matches("fail "))
+            .collect::<Vec<_>>()
+            .join("; "),
+        if failed.len() > 3 {
+            format!("; and {} more (see the report)", failed.len() - 3)
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// `--online`: the audit of every online view, its report and summary.
+async fn online(args: &Args, spec: &Spec, url: &str, summary: &mut RunSummary) -> Result<()> {
+    let names: Vec<String> = args.feature_view.iter().cloned().collect();
+    let views = online_views(spec, "--feature-view", &names)?;
+    let target = args.store.target("--online", url)?;
+    let input = Location::parse(&args.input)?;
+    let settings = audit::Settings {
+        target: &target,
+        pace: args.store.pace(),
+        version: args.store.key_version(),
+        project: &spec.project,
+        sample: args.sample.min(usize::MAX as u64) as usize,
+        range: (args.start.timestamp_micros(), args.end.timestamp_micros()),
+        now: chrono::Utc::now().timestamp_micros(),
+        keep_served: args.sample_out.is_some(),
+    };
+    let started = Instant::now();
+    let mut report = Report {
+        status: Status::Pass,
+        spec_checksum: spec.checksum.clone(),
+        start: args.start.to_rfc3339(),
+        end: args.end.to_rfc3339(),
+        baseline: None,
+        drift_checked: false,
+        online: Some(target.shown.clone()),
+        views: vec![],
+    };
+    let mut served = String::new();
+    for view in views {
+        let loc = input.join(&view.name);
+        let latest = interval_rows(spec, view, &loc, &settings).await?;
+        let expected = audit::Expected {
+            view: &view.name,
+            latest: &latest,
+            join_keys: latest.layout().join_keys.iter().map(|k| k.0.clone()).collect(),
+            features: view.features.iter().map(|f| f.name.clone()).collect(),
+            fields: view
+                .features
                 .iter()
-                .take(3)
-                .map(|s| s.trim_start_matches("fail "))
-                .collect::<Vec<_>>()
-                .join("; "),
-            if failed.len() > 3 {
-                format!("; and {} more (see the report)", failed.len() - 3)
-            } else {
-                String::new()
-            }
+                .map(|f| feature_field(&view.name, &f.name).to_vec())
+                .chain([timestamp_field(&view.name)])
+                .collect(),
+        };
+        let audited = audit::audit(&settings, &expected, &loc).await?;
+        for row in &audited.served {
+            served.push_str(&row.to_string());
+            served.push('\n');
+        }
+        let o = audited.report;
+        tracing::info!(view = %view.name, checked = o.checked, missing = o.missing, stale = o.stale, wrong = o.wrong, mismatch_rate = o.mismatch_rate, "audited");
+        let v = &view.name;
+        summary.set(&format!("{v}_online_checked"), o.checked);
+        summary.set(&format!("{v}_online_missing"), o.missing);
+        summary.set(&format!("{v}_online_stale"), o.stale);
+        summary.set(&format!("{v}_online_wrong"), o.wrong);
+        summary.set(&format!("{v}_online_mismatch_rate"), o.mismatch_rate);
+        if let Some(age) = o.oldest_age_seconds {
+            summary.set(&format!("{v}_online_staleness_seconds"), age);
+        }
+        let rules = online_rules(&o, args);
+        let status = rules.iter().map(|r| r.status).max().unwrap_or(Status::Pass);
+        report.status = report.status.max(status);
+        report.views.push(ViewReport {
+            view: view.name.clone(),
+            status,
+            rows: o.entities,
+            rules,
+            features: vec![],
+            online: Some(o),
+        });
+    }
+    let audits = report.views.iter().filter_map(|v| v.online.as_ref());
+    summary.set("online_checked", audits.clone().map(|o| o.checked).sum::<u64>());
+    summary.set(
+        "online_mismatch_rate",
+        audits.clone().map(|o| o.mismatch_rate).fold(0.0, f64::max),
+    );
+    if let Some(age) = audits.filter_map(|o| o.oldest_age_seconds).reduce(f64::max) {
+        summary.set("online_staleness_seconds", age);
+    }
+    summary.phase("audit", started);
+    if let Some(url) = &args.sample_out {
+        Location::parse(url)?.write(served.into_bytes()).await?;
+    }
+    let problems = finish_report(&report, args.report.as_deref(), summary).await?;
+    if report.status == Status::Fail {
+        return Err(broken(
+            &format!("the online store {} breaks the contract", target.shown),
+            &problems,
+        ));
+    }
+    tracing::info!(
+        status = report.status.word(),
+        "the online store serves the offline rows"
+    );
+    Ok(())
+}
+
+/// Each entity's latest row of `view` in the interval, from its offline rows at `loc`.
+async fn interval_rows(spec: &Spec, view: &FeatureView, loc: &Location, s: &audit::Settings<'_>) -> Result<Latest> {
+    let layout = Layout::of(spec, view, "created_timestamp");
+    let join_keys: Vec<_> = layout.join_keys.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let codec = EntityKeyCodec::new(s.version, &join_keys);
+    let scan = ParquetScan::open(loc).await?;
+    if scan.files().is_empty() {
+        return Err(Error::no_input(format!("{loc}: no Parquet for view {}", view.name)));
+    }
+    let mut latest = Latest::new(codec, layout, s.range);
+    latest.read(scan).await?;
+    latest.seal();
+    if latest.is_empty() {
+        return Err(Error::no_input(format!(
+            "{loc}: no row of view {} in [{}, {}]: nothing to audit",
+            view.name,
+            rfc(s.range.0),
+            rfc(s.range.1)
         )));
     }
-    if let Some(url) = &args.profile_out {
-        let json = serde_json::to_string_pretty(&profile).expect("a profile serializes") + "\n";
-        Location::parse(url)?.write(json.into_bytes()).await?;
+    Ok(latest)
+}
+
+/// The audit's verdicts: the mismatch rate, and the staleness when bounded.
+fn online_rules(o: &report::OnlineReport, args: &Args) -> Vec<RuleResult> {
+    let mut r = rule(
+        "online.mismatch_rate",
+        format!(
+            "at most {} of the sampled entities missing, stale or wrong (--max-mismatch-rate)",
+            args.max_mismatch_rate
+        ),
+    );
+    let mismatched = o.missing + o.stale + o.wrong + o.not_offline;
+    r.violations = mismatched;
+    r.observed = format!(
+        "{:.4} ({mismatched} of {} sampled: {} missing, {} stale, {} wrong, {} newer than any offline row){}",
+        o.mismatch_rate,
+        o.checked,
+        o.missing,
+        o.stale,
+        o.wrong,
+        o.not_offline,
+        o.hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
+    );
+    if o.mismatch_rate > args.max_mismatch_rate {
+        r.status = Status::Fail;
     }
-    tracing::info!(rows, status = report.status.word(), "the contract holds");
-    Ok(())
+    let mut rules = vec![r];
+    if let Some(max) = args.max_staleness {
+        let mut r = rule(
+            "online.staleness",
+            format!("the oldest sampled _ts at most {max} old (--max-staleness)"),
+        );
+        match (o.oldest_age_seconds, &o.oldest_ts) {
+            (Some(age), Some(ts)) => {
+                r.observed = format!("oldest {ts}, {} old", human((age * 1e6) as i64));
+                if age > max.duration().as_secs_f64() {
+                    r.status = Status::Fail;
+                    r.violations = 1;
+                }
+            }
+            _ => {
+                r.observed = "no sampled entity in Redis".into();
+                r.status = Status::Fail;
+                r.violations = 1;
+            }
+        }
+        rules.push(r);
+    }
+    rules
 }
 
 /// The newest event_timestamp of row group `unit` when its statistics prove that its entity
@@ -226,6 +419,7 @@ async fn validate_view(
         rows: 0,
         rules: vec![],
         features: vec![],
+        online: None,
     };
     let loc = input.join(&view.name);
     let scan = ParquetScan::open(&loc).await?;

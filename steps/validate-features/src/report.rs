@@ -34,6 +34,9 @@ pub struct Report {
     pub baseline: Option<String>,
     /// False on a first run (`--no-baseline`): no drift or volume-against-baseline rule ran.
     pub drift_checked: bool,
+    /// The online store audited (`--online`, password hidden).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<String>,
     pub views: Vec<ViewReport>,
 }
 
@@ -47,6 +50,51 @@ pub struct ViewReport {
     pub rows: u64,
     pub rules: Vec<RuleResult>,
     pub features: Vec<FeatureReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineReport>,
+}
+
+/// The online audit of one view: the sampled entities, what Redis served them, how fresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OnlineReport {
+    /// Entities with a row in the interval (the offline store).
+    pub entities: u64,
+    /// Sampled and read from Redis.
+    pub checked: u64,
+    /// Served exactly the row Feast's semantics say.
+    pub matched: u64,
+    /// No `_ts:<view>` in Redis.
+    pub missing: u64,
+    /// `_ts` older than the offline row.
+    pub stale: u64,
+    /// Same `_ts`, some value not the offline row's at the declared dtype.
+    pub wrong: u64,
+    /// `_ts` newer than the offline row, and no offline row of the entity has that time.
+    pub not_offline: u64,
+    /// Of `matched`: served a later run's row (newer than the interval's), found offline.
+    pub newer: u64,
+    /// (missing + stale + wrong + not_offline) / checked.
+    pub mismatch_rate: f64,
+    pub newest_ts: Option<String>,
+    pub oldest_ts: Option<String>,
+    /// Now minus the newest and the oldest sampled `_ts`.
+    pub newest_age_seconds: Option<f64>,
+    pub oldest_age_seconds: Option<f64>,
+    /// Why everything is missing, when Redis tells (another key version or project).
+    pub hint: Option<String>,
+    /// The first mismatches, in sample order.
+    pub mismatches: Vec<Mismatch>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mismatch {
+    pub entity: String,
+    /// `missing`, `stale`, `wrong` or `not_offline`.
+    pub problem: String,
+    /// The feature, or `_ts:<view>`.
+    pub feature: String,
+    pub offline: String,
+    pub online: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,13 +150,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "## validate-features: {}\n", self.status.word().to_uppercase());
-        let _ = writeln!(
-            s,
-            "Interval {} to {}; baseline: {}.\n",
-            self.start,
-            self.end,
-            self.baseline.as_deref().unwrap_or(NO_BASELINE)
-        );
+        let _ = writeln!(s, "Interval {} to {}; {}.\n", self.start, self.end, self.against());
         for v in &self.views {
             let _ = writeln!(s, "### {} ({} rows): {}\n", v.view, v.rows, v.status.word());
             let _ = writeln!(s, "| rule | status | requires | observed | violations |");
@@ -124,9 +166,20 @@ impl Report {
                     r.violations
                 );
             }
+            if let Some(o) = &v.online {
+                o.markdown(&mut s);
+            }
             let _ = writeln!(s);
         }
         s
+    }
+
+    /// What the run compared with: the baseline, or the online store.
+    fn against(&self) -> String {
+        match &self.online {
+            Some(url) => format!("online store: {url}"),
+            None => format!("baseline: {}", self.baseline.as_deref().unwrap_or(NO_BASELINE)),
+        }
     }
 
     pub fn html(&self) -> String {
@@ -139,12 +192,12 @@ impl Report {
         );
         let _ = write!(
             h,
-            "<h1>validate-features <span class=\"{0}\">{1}</span></h1><p class=\"meta\">Interval <b>{2}</b> to <b>{3}</b> &middot; baseline: {4} &middot; spec {5}</p>",
+            "<h1>validate-features <span class=\"{0}\">{1}</span></h1><p class=\"meta\">Interval <b>{2}</b> to <b>{3}</b> &middot; {4} &middot; spec {5}</p>",
             self.status.word(),
             self.status.word().to_uppercase(),
             esc(&self.start),
             esc(&self.end),
-            esc(self.baseline.as_deref().unwrap_or(NO_BASELINE)),
+            esc(&self.against()),
             esc(&self.spec_checksum[..self.spec_checksum.len().min(12)])
         );
         for v in &self.views {
@@ -200,6 +253,12 @@ impl Report {
                     h.push_str("</table>");
                 }
             }
+            if let Some(o) = &v.online {
+                o.html(&mut h);
+            }
+            if v.features.is_empty() {
+                continue;
+            }
             h.push_str("<h3>Features</h3><p class=\"meta\">Bars: this run. Orange line: the baseline. The fraction of the feature's values per bin, from the 1st to the 99th percentile (the end bars take the tails).</p><div class=\"grid\">");
             for f in &v.features {
                 h.push_str("<figure>");
@@ -224,6 +283,95 @@ impl Report {
         }
         h.push_str("</body></html>\n");
         h
+    }
+}
+
+impl OnlineReport {
+    fn counts(&self) -> [(&'static str, String); 10] {
+        let secs = |s: Option<f64>| s.map_or("-".into(), |s| crate::human(s as i64 * 1_000_000));
+        [
+            ("entities in the interval", self.entities.to_string()),
+            ("checked (sampled)", self.checked.to_string()),
+            (
+                "matched",
+                format!("{} ({} a later run's row)", self.matched, self.newer),
+            ),
+            ("missing", self.missing.to_string()),
+            ("stale", self.stale.to_string()),
+            ("wrong values", self.wrong.to_string()),
+            ("newer than any offline row", self.not_offline.to_string()),
+            ("mismatch rate", format!("{:.4}", self.mismatch_rate)),
+            (
+                "newest _ts",
+                format!(
+                    "{} ({} ago)",
+                    self.newest_ts.as_deref().unwrap_or("-"),
+                    secs(self.newest_age_seconds)
+                ),
+            ),
+            (
+                "oldest _ts",
+                format!(
+                    "{} ({} ago)",
+                    self.oldest_ts.as_deref().unwrap_or("-"),
+                    secs(self.oldest_age_seconds)
+                ),
+            ),
+        ]
+    }
+
+    fn markdown(&self, s: &mut String) {
+        let _ = writeln!(s, "\nOnline store against the offline store:\n");
+        let _ = writeln!(s, "| | |\n|---|---:|");
+        for (k, v) in self.counts() {
+            let _ = writeln!(s, "| {k} | {v} |");
+        }
+        if let Some(h) = &self.hint {
+            let _ = writeln!(s, "\nHint: {h}");
+        }
+        if !self.mismatches.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| entity | problem | feature | offline | online |\n|---|---|---|---|---|"
+            );
+            for m in &self.mismatches {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | `{}` | {} | {} |",
+                    m.entity,
+                    m.problem,
+                    m.feature,
+                    m.offline.replace('|', "\\|"),
+                    m.online.replace('|', "\\|")
+                );
+            }
+        }
+    }
+
+    fn html(&self, h: &mut String) {
+        h.push_str("<h3>Online store</h3><table>");
+        for (k, v) in self.counts() {
+            let _ = write!(h, "<tr><th>{}</th><td class=\"n\">{}</td></tr>", esc(k), esc(&v));
+        }
+        h.push_str("</table>");
+        if let Some(hint) = &self.hint {
+            let _ = write!(h, "<p class=\"meta\">Hint: {}</p>", esc(hint));
+        }
+        if !self.mismatches.is_empty() {
+            h.push_str("<h3>First mismatches</h3><table><tr><th>entity</th><th>problem</th><th>feature</th><th>offline</th><th>online</th></tr>");
+            for m in &self.mismatches {
+                let _ = write!(
+                    h,
+                    "<tr class=\"row-fail\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                    esc(&m.entity),
+                    esc(&m.problem),
+                    esc(&m.feature),
+                    esc(&m.offline),
+                    esc(&m.online)
+                );
+            }
+            h.push_str("</table>");
+        }
     }
 }
 

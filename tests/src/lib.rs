@@ -115,12 +115,20 @@ pub fn free_port() -> u16 {
 
 /// Waits (at most 30 s) until `child` listens on `port`; panics, naming `what`, if it exits first.
 pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_for_port_within(port, child, what, Duration::from_secs(30));
+}
+
+/// [`wait_for_port`] with its own limit, for a server slow to start on a loaded machine.
+pub fn wait_for_port_within(port: u16, child: &mut Child, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited before listening: {status}");
         }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -376,7 +384,9 @@ impl BigQueryEmulator {
             .stderr(Stdio::null())
             .spawn()
             .expect("start bqemulator");
-        wait_for_port(rest_port, &mut child, "bqemulator");
+        // the emulator takes about 10 s to start (DuckDB, its SQL translator), longer under load
+        wait_for_port_within(rest_port, &mut child, "bqemulator", Duration::from_secs(120));
+        wait_for_port_within(grpc_port, &mut child, "bqemulator's gRPC", Duration::from_secs(30));
         BigQueryEmulator {
             child,
             rest_port,
@@ -388,6 +398,38 @@ impl BigQueryEmulator {
     /// The REST root, extract-bigquery's `--endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/bigquery/v2", self.rest_port)
+    }
+
+    /// The Storage Read API's root (gRPC without TLS), extract-bigquery's `--storage-endpoint`.
+    pub fn storage_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// Creates a dataset with Google's official client.
+    pub fn create_dataset(&self, dataset: &str) {
+        self.client(&format!("client.create_dataset({dataset:?}, exists_ok=True)"));
+    }
+
+    /// The tables of a dataset.
+    pub fn tables(&self, dataset: &str) -> Vec<String> {
+        let out = self.client(&format!(
+            "print('\\n'.join(t.table_id for t in client.list_tables({dataset:?})))"
+        ));
+        out.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+    }
+
+    /// Runs Python `code` with `client`, Google's client connected to the emulator; its stdout.
+    fn client(&self, code: &str) -> String {
+        let script = format!(
+            "from google.api_core.client_options import ClientOptions\n\
+             from google.auth.credentials import AnonymousCredentials\n\
+             from google.cloud import bigquery\n\
+             client = bigquery.Client(project={:?}, credentials=AnonymousCredentials(), \
+             client_options=ClientOptions(api_endpoint='http://127.0.0.1:{}'))\n{code}\n",
+            Self::PROJECT,
+            self.rest_port
+        );
+        run_ok(Command::new(bigquery_python()).args(["-c", &script]))
     }
 
     /// Loads a Parquet file into `dataset.table` (replaced) with Google's official client.

@@ -62,26 +62,31 @@ fn rows_below(dir: &Path) -> Vec<String> {
 
 fn extract(emulator: &BigQueryEmulator, dir: &Path, start: &str, end: &str, extra: &[&str]) -> Value {
     let summary = dir.join("extract.json");
-    run_ok(
-        Command::new(bin("extract-bigquery"))
-            .arg("--spec")
-            .arg(repo_root().join("features.yaml"))
-            .args([
-                "--project",
-                BigQueryEmulator::PROJECT,
-                "--anonymous",
-                "--endpoint",
-                &emulator.endpoint(),
-            ])
-            .arg("--query-file")
-            .arg(dir.join("transactions.sql"))
-            .args(["--start", start, "--end", end, "--log-level", "warn"])
-            .arg("--output")
-            .arg(dir.join("raw"))
-            .arg("--summary")
-            .arg(&summary)
-            .args(extra),
-    );
+    let mut cmd = Command::new(bin("extract-bigquery"));
+    cmd.arg("--spec")
+        .arg(repo_root().join("features.yaml"))
+        .args([
+            "--project",
+            BigQueryEmulator::PROJECT,
+            "--anonymous",
+            "--endpoint",
+            &emulator.endpoint(),
+        ])
+        .args([
+            "--storage-endpoint",
+            &emulator.storage_endpoint(),
+            "--staging-dataset",
+            "staging",
+        ])
+        .arg("--query-file")
+        .arg(dir.join("transactions.sql"))
+        .args(["--start", start, "--end", end, "--log-level", "warn"])
+        .arg("--summary")
+        .arg(&summary);
+    if !extra.contains(&"--output") {
+        cmd.arg("--output").arg(dir.join("raw"));
+    }
+    run_ok(cmd.args(extra));
     serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap()
 }
 
@@ -116,10 +121,30 @@ fn the_extract_of_an_emulators_table_is_its_rows_by_day_incremental_and_computes
     let days = files_below(&dir.join("raw"));
     assert_eq!(days.len(), 31, "{days:?}");
     assert_eq!(days[0], "date=2025-10-15/part-00000.parquet");
-    assert_eq!(
-        rows_below(&dir.join("raw")),
-        rows_below(&source.parent().unwrap().to_path_buf())
+    let rows = rows_below(&dir.join("raw"));
+    assert_eq!(rows, rows_below(source.parent().unwrap()));
+
+    // the Storage Read API, four streams over the result written to a staging table: the same
+    // files, row for row, and the staging table is gone
+    emulator.create_dataset("staging");
+    let s = extract(
+        &emulator,
+        dir,
+        "2025-11-14",
+        "2025-11-15",
+        &[
+            "--output",
+            dir.join("raw-storage").to_str().unwrap(),
+            "--read",
+            "storage",
+            "--streams",
+            "4",
+        ],
     );
+    assert_eq!(s["rows_out"], 20000);
+    assert_eq!(files_below(&dir.join("raw-storage")), days);
+    assert_eq!(rows_below(&dir.join("raw-storage")), rows);
+    assert_eq!(emulator.tables("staging"), Vec::<String>::new());
 
     // compute-windows on the extract equals compute-windows on the rows read directly
     let args = [

@@ -87,6 +87,31 @@ pub struct Args {
     #[arg(long, env = "FEATUREKIT_ANONYMOUS")]
     pub anonymous: bool,
 
+    /// How the result is read: rest (jobs.getQueryResults pages of JSON) or storage (the
+    /// Storage Read API: Arrow record batches in --streams parallel streams, for large pulls)
+    #[arg(long, env = "FEATUREKIT_READ", value_enum, default_value_t = Read::Rest, value_name = "HOW")]
+    pub read: Read,
+
+    /// Streams of the Storage Read API read at once (--read storage)
+    #[arg(long, env = "FEATUREKIT_STREAMS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=1000), value_name = "N")]
+    pub streams: u16,
+
+    /// With --read storage: write the result to a table of this dataset (deleted after the
+    /// read; give the dataset a default table expiration) instead of BigQuery's anonymous
+    /// result table; PROJECT.DATASET or DATASET of --project
+    #[arg(long, env = "FEATUREKIT_STAGING_DATASET", value_name = "DATASET")]
+    pub staging_dataset: Option<String>,
+
+    /// The Storage Read API's root, for an emulator
+    #[arg(
+        long,
+        env = "FEATUREKIT_STORAGE_ENDPOINT",
+        default_value = "https://bigquerystorage.googleapis.com",
+        value_name = "URL"
+    )]
+    pub storage_endpoint: String,
+
     /// Rows per result page asked of BigQuery [default: as many as fit its 10 MB page]
     #[arg(long, env = "FEATUREKIT_PAGE_ROWS", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub page_rows: Option<u32>,
@@ -104,6 +129,13 @@ pub struct Args {
 
     #[command(flatten)]
     pub common: Common,
+}
+
+/// How a query's result is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Read {
+    Rest,
+    Storage,
 }
 
 /// How far before --start raw events are needed.

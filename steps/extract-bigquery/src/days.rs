@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use arrow::record_batch::RecordBatch;
 use featurekit::artifact::{Location, ParquetSink, WriteOptions};
 use featurekit::exit::Result;
 
@@ -95,6 +96,18 @@ impl Days {
             open.sink.write(&batch).await?;
         }
         Ok(())
+    }
+
+    /// Adds a batch of the day's rows (already in the output's schema) to its file.
+    pub async fn write(&mut self, day: Day, batch: &RecordBatch) -> Result<()> {
+        let open = match self.open.get_mut(&day) {
+            Some(open) => open,
+            None => {
+                let opened = self.create(day).await?;
+                self.open.entry(day).or_insert(opened)
+            }
+        };
+        open.sink.write(batch).await
     }
 
     async fn create(&self, day: Day) -> Result<Open> {

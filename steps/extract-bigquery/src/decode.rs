@@ -8,8 +8,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -187,6 +187,51 @@ impl Layout {
             ts,
             width: fields.len(),
         })
+    }
+
+    /// The event time's column.
+    pub fn timestamp_name(&self) -> &str {
+        &self.columns[self.ts].0
+    }
+
+    /// The names of the output's columns, in its order.
+    pub fn names(&self) -> Vec<String> {
+        self.columns.iter().map(|(n, _, _)| n.clone()).collect()
+    }
+
+    /// A batch of the Storage Read API in the output's schema: its columns by name, each cast to
+    /// the spec's type (an INT64 that does not fit an Int32 is an error, not a null); and each
+    /// row's event time.
+    pub fn conform(&self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<i64>)> {
+        let options = arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (name, want, _) in &self.columns {
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::data(format!("a record batch of the result has no column `{name}`")))?;
+            let cast = arrow::compute::cast_with_options(column, &arrow_type(*want), &options)
+                .map_err(|e| Error::data(format!("column `{name}` of the result: {e}")))?;
+            arrays.push(cast);
+        }
+        let out = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| Error::bug(e.to_string()))?;
+        let ts = out.column(self.ts);
+        let name = &self.columns[self.ts].0;
+        if ts.null_count() > 0 {
+            return Err(Error::data(format!(
+                "`{name}` is null in {} rows of the result; every event needs a time",
+                ts.null_count()
+            )));
+        }
+        let times = ts
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .ok_or_else(|| Error::bug("the timestamp column is not in microseconds"))?
+            .values()
+            .to_vec();
+        Ok((out, times))
     }
 
     /// The event time of a row, in microseconds; `row` counts from 1 over the whole result.

@@ -12,9 +12,11 @@ pub mod days;
 pub mod decode;
 pub mod plan;
 pub mod rest;
+pub mod storage;
 
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use featurekit::artifact::Location;
 use featurekit::exit::{Error, Result};
@@ -23,10 +25,11 @@ use featurekit::spec::Spec;
 use featurekit::step::{Progress, RunSummary};
 
 pub use cli::Args;
-use cli::Lookback;
+use cli::{Lookback, Read};
 use days::{DayWritten, Days};
 use plan::{DAY_MICROS, Day, Plan, day_name, day_of};
-use rest::{Auth, Billing, Client, JobReference, Page, Query};
+use rest::{Auth, Billing, Client, JobReference, Page, Query, TableRef};
+use storage::StorageClient;
 
 /// Runs the step (see the crate's documentation).
 pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
@@ -103,8 +106,20 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let fetching = Instant::now();
     let mut billing = Billing::default();
     let mut written = Vec::new();
+    let reader = match args.read {
+        Read::Rest => None,
+        Read::Storage => Some(Reader {
+            storage: StorageClient::new(&args.storage_endpoint, backoff)?,
+            staging: staging(&args)?,
+            streams: args.streams,
+        }),
+    };
     for &range in &plan.ranges {
-        let got = fetch(&client, &query(range, false), &spec, &output, range).await?;
+        let q = query(range, false);
+        let got = match &reader {
+            None => fetch(&client, &q, &spec, &output, range).await?,
+            Some(reader) => fetch_storage(&client, reader, &q, &spec, &output, range).await?,
+        };
         billing.processed += got.billing.processed;
         billing.billed += got.billing.billed;
         summary.rows_in += got.rows;
@@ -209,6 +224,192 @@ async fn fetch(
         bytes_processed = billing.processed, bytes_billed = billing.billed, "fetched"
     );
     Ok(Fetched { rows, days, billing })
+}
+
+/// How `--read storage` reads: the client, where results are staged, streams at once.
+struct Reader {
+    storage: StorageClient,
+    staging: Option<(String, String)>,
+    streams: u16,
+}
+
+/// `--staging-dataset`: PROJECT.DATASET, or a dataset of --project.
+fn staging(args: &Args) -> Result<Option<(String, String)>> {
+    let Some(d) = &args.staging_dataset else {
+        return Ok(None);
+    };
+    let (project, dataset) = d.split_once('.').unwrap_or((&args.project, d));
+    if dataset.is_empty() || dataset.contains('.') {
+        return Err(Error::usage(format!(
+            "--staging-dataset `{d}`: expected DATASET or PROJECT.DATASET"
+        )));
+    }
+    Ok(Some((project.to_string(), dataset.to_string())))
+}
+
+/// Runs the query of the days in `[first, last]` into a table, then reads that table's rows
+/// through the Storage Read API in parallel streams into each day's file.
+async fn fetch_storage(
+    client: &Client,
+    reader: &Reader,
+    query: &Query<'_>,
+    spec: &Spec,
+    output: &Location,
+    range: (Day, Day),
+) -> Result<Fetched> {
+    let (first, last) = range;
+    let (lo, hi) = (first * DAY_MICROS, (last + 1) * DAY_MICROS);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let staged = reader.staging.as_ref().map(|(project, dataset)| TableRef {
+        project: project.clone(),
+        dataset: dataset.clone(),
+        table: format!("featurekit_extract_{id}"),
+    });
+    tracing::info!(from = %day_name(first), to = %day_name(last), "querying into a table");
+    let (job, table, fields) = match &staged {
+        Some(t) => {
+            let sql = into_table(t, query.sql);
+            let (job, _) = run_query(client, &Query { sql: &sql, ..*query }).await?;
+            (job, t.clone(), client.table_schema(t).await?)
+        }
+        None => {
+            let (job, fields) = run_query(client, query).await?;
+            let table = client.destination(&job).await?;
+            (job, table, fields)
+        }
+    };
+    let layout = decode::Layout::new(&spec.source, &fields)?;
+    let read = read_table(client, reader, &table, layout, output, (lo, hi), query).await;
+    if let Some(t) = &staged
+        && let Err(e) = client.delete_table(t).await
+    {
+        tracing::warn!(table = %t.path(), error = %e, "could not delete the staging table");
+    }
+    let (rows, days) = read?;
+    let days = days.finish(&(first..=last).collect::<Vec<_>>()).await?;
+    let billing = client.billing(&job).await?;
+    tracing::info!(job = %job.job_id, rows, days = days.len(), "fetched");
+    Ok(Fetched { rows, days, billing })
+}
+
+/// `CREATE OR REPLACE TABLE t OPTIONS (expiration in a day) AS <the query>`: the result in a
+/// table the Storage Read API can read (an emulator cannot read BigQuery's anonymous result
+/// tables), gone within a day even if the run dies before deleting it.
+fn into_table(t: &TableRef, sql: &str) -> String {
+    let sql = sql.trim().trim_end_matches(';');
+    format!(
+        "CREATE OR REPLACE TABLE `{}.{}.{}`\nOPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 1 DAY))\nAS\n{sql}",
+        t.project, t.dataset, t.table
+    )
+}
+
+/// Runs a query to its end without reading its rows; returns the job and the result's schema.
+async fn run_query(client: &Client, query: &Query<'_>) -> Result<(JobReference, Vec<decode::BqField>)> {
+    let q = Query {
+        page_rows: Some(0),
+        ..*query
+    };
+    let mut body = client
+        .query(&q, &format!("featurekit-{}", uuid::Uuid::new_v4()))
+        .await?;
+    let mut job: Option<JobReference> = None;
+    loop {
+        let page: Page = serde_json::from_slice(&body)
+            .map_err(|e| Error::transient(format!("BigQuery answered with a page that is not one: {e}")))?;
+        if let Some(e) = rest::job_failed(&page.errors) {
+            return Err(e);
+        }
+        job = page.job_reference.clone().filter(|j| !j.job_id.is_empty()).or(job);
+        let Some(reference) = job.clone() else {
+            return Err(Error::transient("BigQuery answered without a job reference"));
+        };
+        if page.job_complete == Some(true) {
+            return Ok((reference, page.schema.map(|s| s.fields).unwrap_or_default()));
+        }
+        body = client.results(&reference, None, Some(0)).await?;
+    }
+}
+
+/// The streams of a read session over `table`, read at once; each batch split by day into
+/// the day files (one writer, fed through a channel).
+async fn read_table(
+    client: &Client,
+    reader: &Reader,
+    table: &TableRef,
+    layout: decode::Layout,
+    output: &Location,
+    (lo, hi): (i64, i64),
+    query: &Query<'_>,
+) -> Result<(u64, Days)> {
+    let session = reader
+        .storage
+        .session(
+            client.auth(),
+            client.project(),
+            &table.path(),
+            &layout.names(),
+            reader.streams,
+        )
+        .await?;
+    tracing::info!(streams = session.streams.len(), table = %table.path(), "reading");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2 * session.streams.len().max(1));
+    let reads = futures::future::try_join_all(session.streams.iter().map(|stream| {
+        let tx = tx.clone();
+        let session = &session;
+        async move {
+            reader
+                .storage
+                .read(client.auth(), session, stream, async |batch| {
+                    tx.send(batch).await.map_err(|_| Error::bug("the day writer stopped"))
+                })
+                .await
+        }
+    }));
+    drop(tx);
+    let spec_ts = layout.timestamp_name().to_string();
+    let mut days = Days::new(output.clone(), layout);
+    let write = async {
+        let mut rows = 0u64;
+        while let Some(batch) = rx.recv().await {
+            let (batch, times) = days.layout().conform(&batch)?;
+            for (day, part) in split_by_day(&batch, &times, (lo, hi), rows, &spec_ts, query)? {
+                days.write(day, &part).await?;
+            }
+            rows += batch.num_rows() as u64;
+        }
+        Ok::<u64, Error>(rows)
+    };
+    let (read, rows) = tokio::try_join!(reads, write)?;
+    debug_assert_eq!(read.iter().sum::<u64>(), rows);
+    Ok((rows, days))
+}
+
+/// The rows of a batch by their day; a row outside the query's range is an error.
+fn split_by_day(
+    batch: &RecordBatch,
+    times: &[i64],
+    (lo, hi): (i64, i64),
+    before: u64,
+    ts_name: &str,
+    query: &Query<'_>,
+) -> Result<Vec<(Day, RecordBatch)>> {
+    if let Some(at) = times.iter().position(|t| !(lo..hi).contains(t)) {
+        return Err(outside(before + at as u64 + 1, ts_name, times[at], query));
+    }
+    let first = times.first().map(|&t| day_of(t));
+    if times.iter().all(|&t| Some(day_of(t)) == first) {
+        return Ok(first.map(|d| vec![(d, batch.clone())]).unwrap_or_default());
+    }
+    let mut parts = Vec::new();
+    let mut seen: Vec<Day> = times.iter().map(|&t| day_of(t)).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    for day in seen {
+        let mask: arrow::array::BooleanArray = times.iter().map(|&t| Some(day_of(t) == day)).collect();
+        let part = arrow::compute::filter_record_batch(batch, &mask).map_err(|e| Error::bug(e.to_string()))?;
+        parts.push((day, part));
+    }
+    Ok(parts)
 }
 
 fn outside(row: u64, column: &str, t: i64, query: &Query) -> Error {

@@ -55,7 +55,7 @@ impl Auth {
         Ok(Auth::Google(store.credentials().clone()))
     }
 
-    async fn token(&self) -> Result<Option<String>> {
+    pub(crate) async fn token(&self) -> Result<Option<String>> {
         match self {
             Auth::Anonymous => Ok(None),
             Auth::Google(provider) => match provider.get_credential().await {
@@ -81,6 +81,7 @@ pub struct Client {
 }
 
 /// What a query is and where its results go.
+#[derive(Clone, Copy)]
 pub struct Query<'q> {
     pub sql: &'q str,
     pub start: DateTime<Utc>,
@@ -164,23 +165,16 @@ impl Client {
     /// jobs.query: starts the query and returns its first answer (the first page when the job
     /// finished within the wait). The request id makes a retried call the same job.
     pub async fn query(&self, q: &Query<'_>, request_id: &str) -> Result<bytes::Bytes> {
-        let param = |name: &str, t: DateTime<Utc>| {
-            json!({
-                "name": name,
-                "parameterType": {"type": "TIMESTAMP"},
-                "parameterValue": {"value": t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()},
-            })
-        };
         let mut body = json!({
             "query": q.sql,
             "useLegacySql": false,
             "parameterMode": "NAMED",
-            "queryParameters": [param("start", q.start), param("end", q.end)],
+            "queryParameters": parameters(q),
             "timeoutMs": WAIT_MS,
             "formatOptions": {"useInt64Timestamp": true},
             "requestId": request_id,
             "dryRun": q.dry_run,
-            "labels": q.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "labels": labels(q),
         });
         if let Some(rows) = q.page_rows {
             body["maxResults"] = json!(rows);
@@ -243,6 +237,60 @@ impl Client {
         })
     }
 
+    /// tables.get: a table's schema.
+    pub async fn table_schema(&self, t: &TableRef) -> Result<Vec<BqField>> {
+        let url = format!(
+            "{}/projects/{}/datasets/{}/tables/{}",
+            self.base, t.project, t.dataset, t.table
+        );
+        let body = self.call("tables.get", || self.http.get(&url)).await?;
+        #[derive(Deserialize)]
+        struct Table {
+            schema: Option<TableSchema>,
+        }
+        let table: Table =
+            serde_json::from_slice(&body).map_err(|e| Error::transient(format!("tables.get: not a table: {e}")))?;
+        Ok(table.schema.map(|s| s.fields).unwrap_or_default())
+    }
+
+    /// The table a finished query job wrote its result to (jobs.get).
+    pub async fn destination(&self, job: &JobReference) -> Result<TableRef> {
+        let url = self.job_url("jobs", job)?;
+        let body = self.call("jobs.get", || self.http.get(url.clone())).await?;
+        let job: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| Error::transient(format!("jobs.get: not JSON: {e}")))?;
+        let t = &job["configuration"]["query"]["destinationTable"];
+        match (t["projectId"].as_str(), t["datasetId"].as_str(), t["tableId"].as_str()) {
+            (Some(project), Some(dataset), Some(table)) => Ok(TableRef {
+                project: project.into(),
+                dataset: dataset.into(),
+                table: table.into(),
+            }),
+            _ => Err(Error::transient("jobs.get: the job names no destination table")),
+        }
+    }
+
+    /// tables.delete; a table already gone is fine.
+    pub async fn delete_table(&self, t: &TableRef) -> Result<()> {
+        let url = format!(
+            "{}/projects/{}/datasets/{}/tables/{}",
+            self.base, t.project, t.dataset, t.table
+        );
+        match self.call("tables.delete", || self.http.delete(&url)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("HTTP 404") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
     fn job_url(&self, collection: &str, job: &JobReference) -> Result<url::Url> {
         let raw = format!("{}/projects/{}/{collection}/{}", self.base, self.project, job.job_id);
         let mut url = url::Url::parse(&raw).map_err(|e| Error::config(format!("`{raw}`: {e}")))?;
@@ -288,6 +336,39 @@ impl Client {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// A table: `projects/P/datasets/D/tables/T` to the Storage Read API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    pub project: String,
+    pub dataset: String,
+    pub table: String,
+}
+
+impl TableRef {
+    pub fn path(&self) -> String {
+        format!(
+            "projects/{}/datasets/{}/tables/{}",
+            self.project, self.dataset, self.table
+        )
+    }
+}
+
+/// `@start` and `@end`, named TIMESTAMP parameters.
+fn parameters(q: &Query<'_>) -> serde_json::Value {
+    let param = |name: &str, t: DateTime<Utc>| {
+        json!({
+            "name": name,
+            "parameterType": {"type": "TIMESTAMP"},
+            "parameterValue": {"value": t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()},
+        })
+    };
+    json!([param("start", q.start), param("end", q.end)])
+}
+
+fn labels(q: &Query<'_>) -> serde_json::Map<String, serde_json::Value> {
+    q.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
 }
 
 /// Why a call failed, and whether to try again.

@@ -25,7 +25,7 @@ pub struct Args {
 
     /// The online store: redis://[user[:password]@]host:port[/db], rediss:// for TLS, or Feast's
     /// connection_string (host:port[,host:port...][,ssl=true][,password=...][,db=N])
-    #[arg(long, env = "FEATUREKIT_REDIS", value_name = "URL")]
+    #[arg(long, env = "FEATUREKIT_REDIS", hide_env_values = true, value_name = "URL")]
     pub redis: String,
 
     /// Materialize rows with event_timestamp at or after this time (RFC 3339, or a date = UTC midnight)

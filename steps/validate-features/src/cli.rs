@@ -68,7 +68,7 @@ pub struct Args {
     /// Audit the online store instead of the contract (run after materialize-redis, with its
     /// --start and --end): redis://[user[:password]@]host:port[/db], rediss:// for TLS, or
     /// Feast's connection_string (host:port[,host:port...][,ssl=true][,password=...][,db=N])
-    #[arg(long, env = "FEATUREKIT_ONLINE", value_name = "URL")]
+    #[arg(long, env = "FEATUREKIT_ONLINE", hide_env_values = true, value_name = "URL")]
     pub online: Option<String>,
 
     /// With --online: entities audited per view: the most active, some with nulls, the rest by

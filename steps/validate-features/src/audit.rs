@@ -120,8 +120,12 @@ fn expected(latest: &Latest, i: usize, k: usize) -> Option<Val> {
     }
 }
 
-/// A stored value as Feast reads it: a missing field or empty bytes are null.
-fn served(reply: &redis::Value) -> std::result::Result<Option<Val>, String> {
+/// A stored value as Feast reads it (a missing field or empty bytes are null), or why it
+/// cannot be read.
+type Served = std::result::Result<Option<Val>, String>;
+
+/// Reads one reply of an HMGET as [`Served`].
+fn served(reply: &redis::Value) -> Served {
     match reply {
         redis::Value::Nil => Ok(None),
         redis::Value::BulkString(b) => Value::decode(&b[..]).map(|v| v.val).map_err(|_| {
@@ -132,7 +136,7 @@ fn served(reply: &redis::Value) -> std::result::Result<Option<Val>, String> {
     }
 }
 
-fn show(v: &std::result::Result<Option<Val>, String>) -> String {
+fn show(v: &Served) -> String {
     match v {
         Ok(Some(v)) => v.to_string(),
         Ok(None) => "null".into(),
@@ -199,6 +203,9 @@ impl Expected<'_> {
     }
 }
 
+/// An entity Redis holds newer than its row in the interval: its index, `_ts` (ns), values.
+type Newer = (usize, i128, Vec<Served>);
+
 /// What one batch (or a merge of them) found.
 #[derive(Default)]
 struct Tally {
@@ -209,8 +216,8 @@ struct Tally {
     /// Newest and oldest `_ts` of the sampled entities Redis holds, nanoseconds.
     newest: Option<i128>,
     oldest: Option<i128>,
-    /// Entities held newer than their row in the interval: (index, `_ts` in ns, the values).
-    newer: Vec<(usize, i128, Vec<std::result::Result<Option<Val>, String>>)>,
+    /// Entities held newer than their row in the interval.
+    newer: Vec<Newer>,
     /// (sample position, mismatch), the first few of each batch.
     examples: Vec<(usize, Mismatch)>,
     served: Vec<(usize, serde_json::Value)>,
@@ -461,13 +468,7 @@ fn judge(s: &Settings<'_>, e: &Expected<'_>, pos: usize, i: usize, reply: &redis
 }
 
 /// The features whose served value is not `row`'s (of `latest`) at the declared dtype.
-fn differences(
-    e: &Expected<'_>,
-    latest: &Latest,
-    row: usize,
-    values: &[std::result::Result<Option<Val>, String>],
-    entity: &str,
-) -> Vec<Mismatch> {
+fn differences(e: &Expected<'_>, latest: &Latest, row: usize, values: &[Served], entity: &str) -> Vec<Mismatch> {
     let mut out = vec![];
     for (k, name) in e.features.iter().enumerate() {
         let want = expected(latest, row, k);
@@ -491,15 +492,7 @@ fn differences(
 }
 
 /// With `--sample-out`: what Redis served for entity `i`, decoded.
-fn keep(
-    s: &Settings<'_>,
-    e: &Expected<'_>,
-    i: usize,
-    ts: Option<i128>,
-    values: &[std::result::Result<Option<Val>, String>],
-    t: &mut Tally,
-    pos: usize,
-) {
+fn keep(s: &Settings<'_>, e: &Expected<'_>, i: usize, ts: Option<i128>, values: &[Served], t: &mut Tally, pos: usize) {
     if !s.keep_served {
         return;
     }
@@ -533,7 +526,7 @@ fn keep(
 async fn later_rows(
     s: &Settings<'_>,
     e: &Expected<'_>,
-    later: &[(usize, i128, Vec<std::result::Result<Option<Val>, String>>)],
+    later: &[Newer],
     scan: ParquetScan,
 ) -> Result<HashMap<Vec<u8>, (std::sync::Arc<Latest>, usize)>> {
     let wanted: HashMap<Vec<u8>, i64> = later

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The local pipeline on generated data: every external part has a local default.
-# Usage: scripts/demo.sh BIN_DIR OUT_DIR ROWS PYTHON [FEAST_PYTHON]   (make demo passes them)
+# Usage: scripts/demo.sh BIN_DIR OUT_DIR ROWS PYTHON [FEAST_PYTHON [BIGQUERY_PYTHON]]   (make demo passes them)
+# The raw events come from a local BigQuery (bqemulator, started on a free port), loaded by
+# Google's official client.
 # REDIS=redis://host:port uses that Redis; by default a local redis-server is started on a free port.
 set -euo pipefail
 bin=${1:-target/debug}; out=${2:-out/demo}; rows=${3:-1000000}; py=${4:-.venv/bin/python}
-feast_py=${5:-.venv-feast/bin/python}
+feast_py=${5:-.venv-feast/bin/python} bq_py=${6:-.venv-bq/bin/python}
 rm -rf "$out"; mkdir -p "$out"
 export FEATUREKIT_LOG_FORMAT=${FEATUREKIT_LOG_FORMAT:-text} FEATUREKIT_LOG_LEVEL=${FEATUREKIT_LOG_LEVEL:-warn}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -13,10 +15,42 @@ show() { "$py" -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  " +
 # 45 days of transactions: 30 days of lookback, then the day the pipeline runs for
 start=2025-10-01 day=2025-11-14 next=2025-11-15
 
-step "generate-transactions: $rows synthetic transactions, $start to $next -> $out/raw/"
-"$bin/generate-transactions" --output "$out/raw/transactions.parquet" --rows "$rows" \
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+
+step "generate-transactions: $rows synthetic transactions, $start to $next, loaded into a local BigQuery"
+"$bin/generate-transactions" --output "$out/source/transactions.parquet" --rows "$rows" \
   --users $((rows / 20 + 1)) --days 45 --start "$start" --summary "$out/generate.json"
 show "$out/generate.json" rows_out bytes seconds
+bq_port=$(free_port)
+"$bq_py" tests/bigquery/serve.py --home "$out/bigquery" --rest-port "$bq_port" --grpc-port "$(free_port)" \
+  >"$out/bigquery.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 300); do
+  curl -sf "http://127.0.0.1:$bq_port/bigquery/v2/projects/demo/datasets" >/dev/null && break
+  kill -0 "${pids[0]}" 2>/dev/null || { cat "$out/bigquery.log"; echo "bqemulator did not start" >&2; exit 1; }
+  sleep 0.2
+done
+"$bq_py" tests/bigquery/load.py --endpoint "http://127.0.0.1:$bq_port" --project demo \
+  --table raw.transactions "$out/source/transactions.parquet" | sed 's/^/  /'
+cat >"$out/transactions.sql" <<'SQL'
+SELECT user_id, event_timestamp, amount, merchant_id
+FROM `demo.raw.transactions`
+WHERE event_timestamp >= @start AND event_timestamp < @end
+SQL
+
+step "extract-bigquery: the events of the 30-day lookback of 2025-11-13 and $day, one file per day -> $out/raw/"
+extract() {
+  "$bin/extract-bigquery" --spec features.yaml --project demo --anonymous \
+    --endpoint "http://127.0.0.1:$bq_port/bigquery/v2" --query-file "$out/transactions.sql" \
+    --output "$out/raw" --label step=extract-bigquery "$@"
+}
+extract --start 2025-11-13 --end "$next" --summary "$out/extract-bigquery.json"
+show "$out/extract-bigquery.json" rows_out days_needed queries seconds
+echo "  the next day's run: only the new day is queried, the 30 before it are kept"
+extract --start "$next" --end 2025-11-16 --summary "$out/extract-bigquery-next.json" --log-level warn
+show "$out/extract-bigquery-next.json" days_fetched rows_out seconds
 
 step "compute-windows: the features of $day's events, and of every active user as of $next"
 "$bin/compute-windows" --spec features.yaml --input "$out/raw/" --output "$out/offline" \
@@ -54,9 +88,9 @@ if [ -z "${REDIS:-}" ]; then
   mkdir -p "$out/redis"
   redis-server --bind 127.0.0.1 --port "$port" --save "" --dir "$out/redis" --daemonize yes \
     --pidfile "$PWD/$out/redis/redis.pid" --logfile "$PWD/$out/redis/redis.log"
-  trap 'kill "$(cat "$out/redis/redis.pid")" 2>/dev/null || true' EXIT
   REDIS=redis://127.0.0.1:$port
   until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+  pids+=("$(cat "$out/redis/redis.pid")")
 fi
 
 step "materialize-redis: each user's latest row up to $next into Feast's online store at $REDIS"

@@ -316,7 +316,10 @@ impl Messages {
                             match grpc_status(trailers) {
                                 Some(status) => status.map_err(|e| e.context(self.method.clone()))?,
                                 None => {
-                                    return Err(Error::transient(format!("{}: trailers without a status", self.method)));
+                                    return Err(Error::transient(format!(
+                                        "{}: trailers without a status",
+                                        self.method
+                                    )));
                                 }
                             }
                             self.done = true;

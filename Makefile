@@ -21,7 +21,7 @@ IMAGE_BIN    := target/$(IMAGE_TARGET)/release
 # the target's variable adds to .cargo/config.toml's flags (RUSTFLAGS would replace them)
 IMAGE_RUSTFLAGS := CARGO_TARGET_$(shell echo '$(IMAGE_TARGET)' | tr 'a-z-' 'A-Z_')_RUSTFLAGS
 
-.PHONY: help build test demo bench bench-compute-windows bench-validate-features bench-materialize-redis lint fmt venv clean image-bins images images-test image-steps
+.PHONY: help build test demo bench bench-compute-windows bench-validate-features bench-materialize-redis bench-extract-bigquery lint fmt venv clean image-bins images images-test image-steps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-24s %s\n", $$1, $$2}'
@@ -48,13 +48,13 @@ build: ## build every binary, optimised
 
 test: venv image-bins ## run every test (unit, CLI, integration with real servers, the images)
 	$(CARGO) build --workspace --bins --tests
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 demo: venv ## run the pipeline locally on generated data
 	$(CARGO) build --workspace --bins
 	@scripts/demo.sh target/debug "$(DEMO)" "$(ROWS)" "$(PYTHON)" "$(FEAST_VENV)/bin/python" "$(BQ_VENV)/bin/python"
 
-bench: bench-compute-windows bench-validate-features bench-materialize-redis ## every side-by-side benchmark against its peers
+bench: bench-compute-windows bench-validate-features bench-materialize-redis bench-extract-bigquery ## every side-by-side benchmark against its peers
 
 bench-compute-windows: venv ## compute-windows vs DuckDB, Python Polars, the seed's pandas loop
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
@@ -71,6 +71,10 @@ bench-validate-features: venv $(VENV)/.bench-validate ## validate-features vs co
 bench-materialize-redis: venv ## materialize-redis vs redis-cli --pipe and feast materialize
 	$(CARGO) build --workspace --bins --profile $(PROFILE)
 	$(PYTHON) bench/materialize_redis.py "$(BIN)" $(BENCH_REDIS_ARGS)
+
+bench-extract-bigquery: venv ## extract-bigquery vs Google's Python client (REST) and curl of the same pages from a stub
+	$(CARGO) build --workspace --bins --profile $(PROFILE)
+	$(BQ_VENV)/bin/python bench/extract_bigquery.py "$(BIN)" $(BENCH_EXTRACT_ARGS)
 
 image-bins: ## the steps' static release binaries for the images (one cargo build)
 	$(IMAGE_RUSTFLAGS)="-C target-feature=+crt-static" $(CARGO) build --release --locked \

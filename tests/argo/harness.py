@@ -281,7 +281,7 @@ class Failed(Exception):
 
 
 class Cluster:
-    def __init__(self, docs, bin_dir, work, configmaps, secrets, stubs):
+    def __init__(self, docs, bin_dir, work, configmaps, secrets, stubs, docker=None):
         self.wftemplates = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "WorkflowTemplate"}
         self.configmaps = {d["metadata"]["name"]: dict(d.get("data") or {}) for d in docs if d.get("kind") == "ConfigMap"}
         for name, data in configmaps.items():
@@ -290,11 +290,28 @@ class Cluster:
         self.bin_dir, self.work = Path(bin_dir).resolve(), Path(work).resolve()
         self.repo = self.work / "artifact-repository"
         self.stubs = stubs
+        # with --docker DIR, each pod is its image's container (as 65532, read-only root, no
+        # capabilities, the host's loopback), DIR mounted at the same path: every store is below it
+        self.docker = Path(docker).resolve() if docker else None
         self.workflows = {}
         self.metrics = []
         self.applied = []
         self.pods = 0
 
+
+    def in_container(self, image, command, args, env, root):
+        """`docker run` of a pod: the image as the YAML names it (`make images` tags it), the
+        step's command, its environment; files below the mounted directory keep their paths."""
+        for d in [self.docker, *self.docker.rglob("*")]:
+            if d.is_dir():
+                d.chmod(0o777)
+        argv = ["docker", "run", "--rm", "--network", "host", "--user", "65532:65532", "--read-only",
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                "-v", f"{self.docker}:{self.docker}", "-w", str(root), "--entrypoint", command]
+        for k, v in sorted(env.items()):
+            if k != "PATH":
+                argv += ["-e", f"{k}={v}"]
+        return argv + [image] + list(args)
     def submit(self, wf):
         name = wf["metadata"]["name"]
         if name in self.workflows:
@@ -587,6 +604,10 @@ class Run:
         argv = [str(self.c.bin_dir / step)] + [local(a) for a in args]
         deadline = float(t.get("activeDeadlineSeconds", 0)) or None
         record = {"node": node, "step": step, "argv": [command[0]] + args, "env": sorted(k for k in env if k.startswith("FEATUREKIT_"))}
+        if self.c.docker:
+            record["container"] = c["image"]
+            argv = self.c.in_container(c["image"], command[0], argv[1:], env, root)
+            env = {"PATH": os.environ.get("PATH", "")}
         self.report["nodes"].append(record)
         try:
             p = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True, timeout=deadline)
@@ -714,6 +735,7 @@ def main():
     r.add_argument("--configmap", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"))
     r.add_argument("--configmap-file", nargs="+", action="append", default=[], metavar=("NAME", "KEY=PATH"))
     r.add_argument("--secret", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"))
+    r.add_argument("--docker", metavar="DIR", help="run each pod as its image's container, DIR (holding --work and every store) mounted")
     r.add_argument("--stub-task", nargs=2, action="append", default=[], metavar=("TASK", "ARTIFACT=DIR"))
     r.add_argument("--submit", nargs="+", action="append", required=True, metavar=("TEMPLATE", "NAME=VALUE"),
                    help="a Workflow from this WorkflowTemplate, parameters NAME=VALUE (repeat: run one after the other)")
@@ -737,7 +759,7 @@ def main():
     for task, art in a.stub_task:
         name, path = art.split("=", 1)
         stubs.setdefault(task, {})[name] = path
-    cluster = Cluster(docs, a.bin_dir, a.work, cms, secrets, stubs)
+    cluster = Cluster(docs, a.bin_dir, a.work, cms, secrets, stubs, a.docker)
     runs = []
     for template, *params in a.submit:
         ps = kv(params)

@@ -313,6 +313,37 @@ fn parse(step: &str, argv: &[String], env: &[String]) -> Option<Result<(), Strin
 struct Harness {
     manifests: PathBuf,
     source: Source,
+    /// Each pod as its image's container, this directory (holding every store) mounted.
+    containers: Option<PathBuf>,
+}
+
+/// The steps' images for the harness: built by images/build.sh around the static binaries
+/// (`make test` builds them) when a Docker engine answers; else the real binaries run (one line
+/// says so; under CI=true a missing engine fails).
+fn containers(dir: &Path) -> Option<PathBuf> {
+    let engine = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !engine {
+        assert!(
+            !ci(),
+            "CI=true and no Docker engine answers: the pipeline cannot run in containers"
+        );
+        say("workflows: the pipeline runs the binaries, not the images: no Docker engine answers");
+        return None;
+    }
+    let root = repo_root();
+    let bin_dir = root.join(format!("target/{}-unknown-linux-gnu/release", std::env::consts::ARCH));
+    let steps = [
+        "extract-bigquery",
+        "compute-windows",
+        "validate-features",
+        "materialize-redis",
+        "publish-registry",
+    ];
+    run_ok(Command::new(root.join("images/build.sh")).arg(&bin_dir).args(steps));
+    Some(dir.to_path_buf())
 }
 
 /// Where extract-bigquery reads: the local BigQuery emulator holding the raw events, or (without
@@ -388,6 +419,9 @@ impl Harness {
                     .args(["--stub-task", "extract-bigquery"])
                     .arg(format!("output={}", raw.display()));
             }
+        }
+        if let Some(mount) = &self.containers {
+            cmd.arg("--docker").arg(mount);
         }
         for s in submits {
             cmd.arg("--submit").args(*s);
@@ -474,6 +508,7 @@ fn the_pipeline_runs_daily_and_as_a_backfill_and_feast_reads_it() {
     let h = Harness {
         manifests,
         source: Source::new(&raw, dir.path()),
+        containers: containers(dir.path()),
     };
     let days = [
         "2025-11-08",
@@ -510,6 +545,17 @@ fn the_pipeline_runs_daily_and_as_a_backfill_and_feast_reads_it() {
         failed_pods(&report)
     );
     let nodes = report["workflows"]["daily-2025-11-14"]["nodes"].as_array().unwrap();
+    if h.containers.is_some() {
+        // every pod ran as its image's container, the image the YAML names
+        for n in nodes.iter().filter(|n| n["step"].is_string()) {
+            let step = n["step"].as_str().unwrap();
+            assert_eq!(
+                n["container"],
+                format!("featurekit/{step}:{}", env!("CARGO_PKG_VERSION")),
+                "{n}"
+            );
+        }
+    }
     let shards: Vec<&serde_json::Value> = nodes.iter().filter(|n| n["step"] == "compute-windows").collect();
     assert_eq!(shards.len(), 4, "the fan-out");
     for (k, n) in shards.iter().enumerate() {
@@ -682,6 +728,7 @@ fn a_broken_contract_stops_the_run_before_redis_and_records_the_failure() {
         manifests,
         // the extract is not what this test is about (and one emulator at a time is enough)
         source: Source::Stub(raw),
+        containers: containers(dir.path()),
     };
     let redis = RedisServer::start();
     // a baseline that is not there: validate-features exits 66 (never taken as no baseline);

@@ -172,22 +172,15 @@ async fn fetch(
     let (first, last) = range;
     let (lo, hi) = (first * DAY_MICROS, (last + 1) * DAY_MICROS);
     tracing::info!(from = %day_name(first), to = %day_name(last), "querying");
-    let request_id = format!("featurekit-{}", uuid::Uuid::new_v4());
-    let mut body = client.query(query, &request_id).await?;
+    let mut body = client.query(query, &rest::request_id()).await?;
     let mut job: Option<JobReference> = None;
     let mut days: Option<Days> = None;
     let mut rows = 0u64;
     let progress = Progress::new("rows", 0);
     loop {
-        let page: Page = serde_json::from_slice(&body)
-            .map_err(|e| Error::transient(format!("BigQuery answered with a page that is not one: {e}")))?;
-        if let Some(e) = rest::job_failed(&page.errors) {
-            return Err(e);
-        }
-        job = page.job_reference.clone().filter(|j| !j.job_id.is_empty()).or(job);
-        let Some(reference) = job.clone() else {
-            return Err(Error::transient("BigQuery answered without a job reference"));
-        };
+        let page = Page::parse(&body)?;
+        let reference = page.job(job)?;
+        job = Some(reference.clone());
         if page.job_complete != Some(true) {
             tracing::debug!(job = %reference.job_id, "the job is still running");
             body = client.results(&reference, None, query.page_rows).await?;
@@ -309,20 +302,12 @@ async fn run_query(client: &Client, query: &Query<'_>) -> Result<(JobReference, 
         page_rows: Some(0),
         ..*query
     };
-    let mut body = client
-        .query(&q, &format!("featurekit-{}", uuid::Uuid::new_v4()))
-        .await?;
+    let mut body = client.query(&q, &rest::request_id()).await?;
     let mut job: Option<JobReference> = None;
     loop {
-        let page: Page = serde_json::from_slice(&body)
-            .map_err(|e| Error::transient(format!("BigQuery answered with a page that is not one: {e}")))?;
-        if let Some(e) = rest::job_failed(&page.errors) {
-            return Err(e);
-        }
-        job = page.job_reference.clone().filter(|j| !j.job_id.is_empty()).or(job);
-        let Some(reference) = job.clone() else {
-            return Err(Error::transient("BigQuery answered without a job reference"));
-        };
+        let page = Page::parse(&body)?;
+        let reference = page.job(job)?;
+        job = Some(reference.clone());
         if page.job_complete == Some(true) {
             return Ok((reference, page.schema.map(|s| s.fields).unwrap_or_default()));
         }
@@ -431,14 +416,8 @@ async fn dry_run<'q>(
 ) -> Result<()> {
     let mut total = 0u64;
     for query in queries {
-        let body = client
-            .query(&query, &format!("featurekit-{}", uuid::Uuid::new_v4()))
-            .await?;
-        let page: Page = serde_json::from_slice(&body)
-            .map_err(|e| Error::transient(format!("BigQuery answered the dry run with something else: {e}")))?;
-        if let Some(e) = rest::job_failed(&page.errors) {
-            return Err(e);
-        }
+        let body = client.query(&query, &rest::request_id()).await?;
+        let page = Page::parse(&body)?;
         let bytes: u64 = page
             .total_bytes_processed
             .as_deref()

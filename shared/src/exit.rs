@@ -89,6 +89,15 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         self.kind.exit_code()
     }
+    /// True when the cause is an object store's `NotFound` (by type, not by its message).
+    pub fn is_not_found(&self) -> bool {
+        self.inner.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<object_store::Error>(),
+                Some(object_store::Error::NotFound { .. })
+            )
+        })
+    }
     /// Prefix the message with what was being done (`"reading s3://b/k: ..."`).
     pub fn context(self, ctx: impl fmt::Display + Send + Sync + 'static) -> Self {
         Error {
@@ -177,7 +186,9 @@ pub fn io_source<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e s
 pub fn io_kind(err: &std::io::Error) -> Kind {
     use std::io::ErrorKind as E;
     match err.kind() {
-        E::PermissionDenied | E::ReadOnlyFilesystem | E::NotADirectory | E::InvalidFilename => Kind::Config,
+        E::PermissionDenied | E::ReadOnlyFilesystem | E::NotADirectory | E::IsADirectory | E::InvalidFilename => {
+            Kind::Config
+        }
         E::NotFound => Kind::Data,
         _ => Kind::Transient,
     }

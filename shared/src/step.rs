@@ -80,7 +80,7 @@ where
         // The listener runs on a worker thread, so a signal is seen (and the watchdog
         // armed) even while the step's own work keeps this thread busy.
         let signal = tokio::spawn(shutdown_signal());
-        let work = run(args, &mut summary);
+        let work = caught(run(args, &mut summary));
         tokio::select! {
             result = work => Outcome::Done(result),
             Ok((name, code)) = signal => Outcome::Signal(name, code),
@@ -119,6 +119,23 @@ where
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     ExitCode::from(code)
+}
+
+/// Runs the step's work, a panic in it becoming a [`Kind::Bug`] (exit 1, the summary written)
+/// instead of the process dying with Rust's 101 and no summary.
+async fn caught(work: impl Future<Output = Result<()>>) -> Result<()> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            Err(crate::Error::bug(format!("bug, please report it: {what}")))
+        }
+    }
 }
 
 /// The instruction sets this binary was compiled to assume (`.cargo/config.toml`) that the
@@ -175,4 +192,17 @@ async fn wait_for_signal() -> (&'static str, u8) {
 async fn wait_for_signal() -> (&'static str, u8) {
     let _ = tokio::signal::ctrl_c().await;
     ("SIGINT", EXIT_SIGINT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_a_step_is_a_bug_with_its_message() {
+        let e = caught(async { panic!("index out of bounds") }).await.unwrap_err();
+        assert_eq!((e.kind(), e.exit_code()), (Kind::Bug, 1));
+        assert!(e.to_string().contains("index out of bounds"), "{e}");
+        assert!(caught(async { Ok(()) }).await.is_ok());
+    }
 }

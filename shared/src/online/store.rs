@@ -56,9 +56,19 @@ pub struct RedisArgs {
         long,
         env = "FEATUREKIT_REDIS_TIMEOUT",
         default_value_t = 30.0,
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = parse_timeout
     )]
     pub redis_timeout: f64,
+}
+
+/// `--redis-timeout`: a number of seconds above 0 and at most a day (`inf`, `nan` or a
+/// negative value would be no timeout at all, or none that can be kept).
+fn parse_timeout(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!("`{text}` is not a number of seconds above 0 and at most 86400")),
+    }
 }
 
 impl RedisArgs {
@@ -73,7 +83,7 @@ impl RedisArgs {
             connections: self.connections as usize,
             batch: self.batch as usize,
             attempts: self.attempts,
-            timeout: Duration::from_secs_f64(self.redis_timeout.max(0.001)),
+            timeout: Duration::from_secs_f64(self.redis_timeout),
         }
     }
 
@@ -268,7 +278,13 @@ impl Conn {
             (_, b) if b.is_empty() => Ok(vec![]),
             // the protocol bytes are written straight into one buffer (see Batch): no
             // per-argument allocation, one write for the whole pipeline
-            (Conn::Single(conn), Batch::Resp { buf, count }) => conn.req_packed_commands(buf, 0, *count),
+            // a command's error comes back as its reply, not as the pipeline's: taken out here,
+            // so that no caller can miss one (a WRONGTYPE among a batch's HSETs)
+            (Conn::Single(conn), Batch::Resp { buf, count }) => conn
+                .req_packed_commands(buf, 0, *count)?
+                .into_iter()
+                .map(Value::extract_error)
+                .collect(),
             (Conn::Cluster(conn), Batch::Cmds(cmds)) => {
                 let mut pipe = redis::cluster::ClusterPipeline::with_capacity(cmds.len());
                 for c in cmds {
@@ -392,9 +408,13 @@ pub fn failure(e: &RedisError, shown: &str) -> Error {
         ErrorKind::AuthenticationFailed
         | ErrorKind::InvalidClientConfig
         | ErrorKind::Server(ServerErrorKind::NoPerm) => Kind::Config,
-        ErrorKind::Server(ServerErrorKind::ResponseError) if e.code() == Some("WRONGTYPE") => Kind::Data,
+        // a key of the view holds another type: the store holds data that is not Feast's
+        _ if e.code() == Some("WRONGTYPE") => Kind::Data,
         // NOAUTH (no password given) comes with a kind of its own in some redis versions
         _ if is_auth_error(e) || is_tls_error(e) => Kind::Config,
+        // any other reply error that waiting does not cure (an unknown or disabled command, a
+        // proxy that refuses it): the store is not one this step can write
+        ErrorKind::Server(_) if !retryable(e) => Kind::Config,
         _ => Kind::Transient,
     };
     Error::msg(kind, format!("redis {shown}: {e}"))

@@ -226,13 +226,21 @@ struct Reader {
     streams: u16,
 }
 
-/// `--staging-dataset`: PROJECT.DATASET, or a dataset of --project.
+/// `--staging-dataset`: PROJECT.DATASET, or a dataset of --project. The two are the only names
+/// that go into SQL text (the CTAS of [`into_table`]), so they are held to BigQuery's own
+/// characters: a project of lowercase letters, digits, `-` and `:`, a dataset of letters,
+/// digits and `_`; nothing that could close the quoting around them.
 fn staging(args: &Args) -> Result<Option<(String, String)>> {
     let Some(d) = &args.staging_dataset else {
         return Ok(None);
     };
     let (project, dataset) = d.split_once('.').unwrap_or((&args.project, d));
-    if dataset.is_empty() || dataset.contains('.') {
+    let project_ok = !project.is_empty()
+        && project
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == ':');
+    let dataset_ok = dataset.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if dataset.is_empty() || !dataset_ok || !project_ok {
         return Err(Error::usage(format!(
             "--staging-dataset `{d}`: expected DATASET or PROJECT.DATASET"
         )));

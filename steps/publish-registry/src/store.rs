@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use featurekit::artifact::Location;
 use featurekit::retry::Backoff;
-use featurekit::{Error, Kind, Result};
+use featurekit::{Error, Result};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
 pub enum Registry {
@@ -71,7 +71,7 @@ impl Registry {
             },
             Registry::Object(loc) => match loc.read().await {
                 Ok(b) => Ok(Some(b.to_vec())),
-                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e),
             },
         }
@@ -79,11 +79,7 @@ impl Registry {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
-    let kind = match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Kind::Config,
-        _ => Kind::Transient,
-    };
-    Error::msg(kind, format!("{}: {e}", path.display()))
+    Error::msg(featurekit::exit::io_kind(&e), format!("{}: {e}", path.display()))
 }
 
 fn update_local(path: &Path, apply: &mut dyn FnMut(Option<&[u8]>) -> Result<Update>) -> Result<bool> {
@@ -115,10 +111,6 @@ fn update_local(path: &Path, apply: &mut dyn FnMut(Option<&[u8]>) -> Result<Upda
     featurekit::artifact::local::write_atomically(path, &bytes).map_err(|e| io_error(path, e))?;
     drop(lock);
     Ok(true)
-}
-
-fn is_not_found(e: &Error) -> bool {
-    e.to_string().contains("not found") || e.to_string().contains("NotFound")
 }
 
 async fn update_object(

@@ -1892,6 +1892,27 @@ fn bigquery_throttling_failing_and_refusing_each_get_their_code() {
     assert!(stderr(&out).contains("Unrecognized name: amout"), "{}", stderr(&out));
     assert_eq!(refusing.requests().len(), 1, "a bad query is not retried");
     assert!(snapshot(&d.join("raw")).is_empty(), "something was written");
+
+    // a result whose amount is a STRING: 65, the column and both types named, nothing written
+    let mistyped = stub::Stub::start(|req, _| {
+        if req.method == "GET" && req.target.contains("/jobs/") {
+            return (200, stub::job());
+        }
+        let mut schema = stub::schema();
+        schema["fields"][2]["type"] = serde_json::json!("STRING");
+        let row = vec![
+            serde_json::json!("1"),
+            serde_json::json!("1763078400000000"),
+            serde_json::json!("9.5"),
+            serde_json::json!("4"),
+        ];
+        (200, stub::page(&[row], None, schema))
+    });
+    let out = extract(d, &mistyped.endpoint(), &[]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 65, "{err}");
+    assert!(err.contains("amount") && err.contains("STRING"), "{err}");
+    assert!(snapshot(&d.join("raw")).is_empty(), "something was written");
 }
 
 /// extract-bigquery stopped while a page is on its way: 143 (TERM) or killed, no day file is

@@ -278,9 +278,17 @@ impl Latest {
                 None => {
                     let i = self.ts.len();
                     self.arena.extend_from_slice(&buf);
-                    self.ends.push(self.arena.len() as u32);
+                    // the arena's ends and the table's slots are u32 (half the memory of usize):
+                    // past 4 GiB of keys, or 4 billion entities, a view is too big for one run
+                    let (Ok(end), Ok(slot)) = (u32::try_from(self.arena.len()), u32::try_from(i)) else {
+                        return Err(Error::data(format!(
+                            "{file}: more than 4 GiB of entity keys or 4 billion entities in one view; \
+                             split the run with compute-windows' --shards"
+                        )));
+                    };
+                    self.ends.push(end);
                     let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-                    self.table.insert_unique(hash, i as u32, |&j| {
+                    self.table.insert_unique(hash, slot, |&j| {
                         let j = j as usize;
                         let s = if j == 0 { 0 } else { ends[j - 1] as usize };
                         hasher.hash_one(&arena[s..ends[j] as usize])

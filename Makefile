@@ -108,3 +108,19 @@ fmt: ## format the code
 
 clean: ## remove build output, demo output and the virtualenv
 	rm -rf target out $(VENV) $(FEAST_VENV) $(BQ_VENV)
+
+# fuzzing (fuzz/: its own workspace and target dir, fuzz/target): libFuzzer over the parsers of
+# outside input, built on stable by fuzz/build.sh; a crash is left in fuzz/artifacts/<target>/
+FUZZ_TARGETS ?= spec registry profile raw_parquet
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+.PHONY: fuzz-build fuzz fuzz-smoke
+
+fuzz-build: ## build the fuzz targets (fuzz/, stable toolchain, libFuzzer with SanitizerCoverage)
+	CARGO="$(CARGO)" fuzz/build.sh
+
+fuzz: fuzz-build ## fuzz each parser for FUZZ_SECONDS (default 60) from its seeds in fuzz/corpus/
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build ## every fuzz target for FUZZ_SMOKE_SECONDS (default 15): what CI runs
+	fuzz/run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)

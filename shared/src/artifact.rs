@@ -1038,9 +1038,11 @@ impl Fetched {
     /// Decodes the row group's batches (the CPU work of a read).
     pub fn decode(self) -> Result<Chunk> {
         let batches = match self.reader {
-            Some(reader) => reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::from(e).context(self.file.clone()))?,
+            Some(reader) => decoding(&self.file, || {
+                reader
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::from(e).context(self.file.clone()))
+            })?,
             None => Vec::new(),
         };
         Ok(Chunk {
@@ -1094,6 +1096,20 @@ async fn fetch_unit(
     })
 }
 
+/// Runs a call into the Parquet decoder over `file`'s bytes. The parquet crate panics on some
+/// corrupt pages instead of returning an error (a dictionary-encoded page and no dictionary):
+/// such a panic is the file's fault, a [`Kind::Data`](crate::Kind::Data) error naming it.
+fn decoding<T>(file: &str, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        let message = (panic.downcast_ref::<&str>().copied().map(String::from))
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::data(format!(
+            "{file}: corrupt Parquet, the decoder stopped: {message}"
+        )))
+    })
+}
+
 fn file_error(meta: &ObjectMeta, e: impl Into<Error>) -> Error {
     e.into().context(meta.location.to_string())
 }
@@ -1101,9 +1117,38 @@ fn file_error(meta: &ObjectMeta, e: impl Into<Error>) -> Error {
 #[allow(deprecated)]
 async fn load_metadata(store: &Arc<dyn ObjectStore>, meta: &ObjectMeta) -> Result<ArrowReaderMetadata> {
     let mut reader = ParquetObjectReader::new(store.clone(), meta.location.clone()).with_file_size(meta.size);
-    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
+    let loaded = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
         .await
-        .map_err(|e| file_error(meta, e))
+        .map_err(|e| file_error(meta, e))?;
+    check_column_chunks(meta, loaded.metadata())?;
+    Ok(loaded)
+}
+
+/// A footer that places a column chunk outside the file (a negative offset or size, or past
+/// the end) is a broken file: said as a [`Kind::Data`](crate::Kind::Data) error before the decoder, which
+/// asserts on a negative one, or the store, asked for bytes past the end, sees it.
+fn check_column_chunks(meta: &ObjectMeta, md: &parquet::file::metadata::ParquetMetaData) -> Result<()> {
+    for (rg, group) in md.row_groups().iter().enumerate() {
+        for column in group.columns() {
+            let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
+            let size = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .and_then(|(start, size)| start.checked_add(size));
+            if end.is_none_or(|end| end > meta.size) {
+                return Err(file_error(
+                    meta,
+                    Error::data(format!(
+                        "row group {rg}, column `{}`: its chunk ({size} bytes at {start}) is not within the file's {} bytes",
+                        column.column_path(),
+                        meta.size
+                    )),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A timestamp column of any unit, read as microseconds since the epoch.

@@ -105,6 +105,10 @@ impl Window {
     }
 }
 
+/// The longest window or TTL, 100 years: a timestamp minus or plus it stays far inside the
+/// i64 microseconds the steps compute in.
+const MAX_WINDOW_SECS: u64 = 36_500 * 86_400;
+
 impl FromStr for Window {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -137,6 +141,12 @@ impl FromStr for Window {
         }
         if total == 0 {
             return Err(format!("duration `{s}` must be positive"));
+        }
+        if total > MAX_WINDOW_SECS {
+            return Err(format!(
+                "duration `{s}` is longer than 100 years ({}d)",
+                MAX_WINDOW_SECS / 86_400
+            ));
         }
         Ok(Window(Duration::from_secs(total)))
     }
@@ -698,8 +708,53 @@ mod tests {
             assert_eq!(w.duration().as_secs(), secs, "{text}");
             assert_eq!(w.to_string(), shown);
         }
-        for bad in ["", "0h", "0d0h", "-1h", "1", "h", "1y", "1.5h", "7 d x"] {
+        for bad in [
+            "",
+            "0h",
+            "0d0h",
+            "-1h",
+            "1",
+            "h",
+            "1y",
+            "1.5h",
+            "7 d x",
+            "36500d1s",
+            "300000000w",
+        ] {
             assert!(bad.parse::<Window>().is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(
+            "36500d".parse::<Window>().unwrap().micros(),
+            36_500 * 86_400 * 1_000_000
+        );
+    }
+
+    /// The inputs the fuzz target `spec` (fuzz/) crashed on: each is rejected now, or a spec
+    /// whose windows and TTLs are positive microseconds in an i64, what the steps compute in.
+    #[test]
+    fn inputs_the_fuzzer_crashed_on_are_rejected_or_usable() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/regressions/spec");
+        let files: Vec<_> = std::fs::read_dir(dir).expect(dir).map(|e| e.unwrap().path()).collect();
+        assert!(!files.is_empty(), "{dir} holds no input");
+        for path in files {
+            let bytes = std::fs::read(&path).unwrap();
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            let Ok(spec) = Spec::parse("features.yaml", text) else {
+                continue;
+            };
+            for (view, feature) in spec.features() {
+                for w in [view.ttl, feature.window] {
+                    assert!(w.micros() > 0, "{}: window {w}", path.display());
+                    assert_eq!(
+                        w.micros() as u128,
+                        w.duration().as_micros(),
+                        "{}: window {w}",
+                        path.display()
+                    );
+                }
+            }
         }
     }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
-use featurekit::artifact::{Location, ParquetScan, ParquetSink, WriteOptions};
+use featurekit::artifact::{Location, ParquetScan, ParquetSink, ScanStats, WriteOptions};
 use featurekit::spec::{Aggregation, Spec};
 use featurekit::step::{Progress, RunSummary};
 use featurekit::{Error, Result};
@@ -344,6 +344,68 @@ fn work(
     Ok((written, stages))
 }
 
+/// Reads the raw input: every file's footer, each file's schema checked against the columns
+/// read, then the row groups that may hold `[split.lo, split.hi)`, each decoded and split into
+/// partitions on a compute thread (whose allocator then has the decoded memory at hand for the
+/// pieces) while the next ones are fetched.
+async fn read_input(
+    input: &Location,
+    split: &Arc<Split>,
+    pool: &Arc<pool::Pool>,
+    threads: usize,
+) -> Result<(Loader, ScanStats)> {
+    let columns = &split.columns;
+    let scan = ParquetScan::open(input)
+        .await?
+        .columns(columns.names())
+        .prune(&columns.ts, split.lo, split.hi)
+        .plan()
+        .await?;
+    for (file, schema) in scan.schemas() {
+        load::check_schema(columns, file, schema)?;
+    }
+    let stats = scan.stats;
+    tracing::info!(
+        input = %input, files = stats.files, row_groups = stats.row_groups, pruned = stats.row_groups_pruned,
+        rows = stats.rows, "reading"
+    );
+    let mut loader = Loader::new(split);
+    let mut pieces = std::pin::pin!(
+        scan.fetches(threads + 1)
+            .map(|fetched| {
+                let (split, pool) = (split.clone(), pool.clone());
+                async move {
+                    let fetched = fetched?;
+                    pool.run(move || split.split(&fetched.decode()?)).await?
+                }
+            })
+            .buffered(threads)
+    );
+    while let Some(piece) = pieces.next().await {
+        loader.absorb(piece?);
+    }
+    Ok((loader, stats))
+}
+
+/// Reads raw input at `input` for `spec` as a run does (footers, the schema check, every row
+/// group that may hold `[lo, hi)` decoded and split), on one compute thread, and returns the
+/// rows read: the path every raw file takes, for the fuzz target (`fuzz/`) and its
+/// regression test.
+pub async fn read_raw(spec: &Spec, input: &Location, lo: i64, hi: i64) -> Result<u64> {
+    let (columns, _) = plans(spec);
+    let split = Arc::new(Split {
+        columns,
+        lo,
+        hi,
+        shard: 0,
+        shards: 1,
+        partitions: 16,
+    });
+    let pool = Arc::new(pool::Pool::new(1)?);
+    let (loader, _) = read_input(input, &split, &pool, 1).await?;
+    Ok(loader.rows_read)
+}
+
 /// The step: see the crate documentation and README.md.
 pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let started = Instant::now();
@@ -375,29 +437,6 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
 
     // 1. read: footers, then row groups in parallel, into partitions
     let input = Location::parse(&args.input)?;
-    let scan = ParquetScan::open(&input)
-        .await?
-        .columns(columns.names())
-        .prune(&columns.ts, lo, hi)
-        .plan()
-        .await?;
-    for (file, schema) in scan.schemas() {
-        load::check_schema(&columns, file, schema)?;
-    }
-    if scan.stats.files == 0 && !args.allow_empty_input {
-        return Err(Error::no_input(format!(
-            "{input}: no Parquet object there (names starting with `_` or `.` are skipped); \
-             --allow-empty-input takes it as a day without events"
-        )));
-    }
-    let stats = scan.stats;
-    tracing::info!(
-        input = %input, files = stats.files, row_groups = stats.row_groups, pruned = stats.row_groups_pruned,
-        rows = stats.rows, "reading"
-    );
-    // each row group is decoded and split into partitions on a compute thread (whose
-    // allocator then has the decoded memory at hand for the pieces) while the next ones
-    // are fetched
     let split = Arc::new(Split {
         columns,
         lo,
@@ -407,20 +446,12 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
         partitions: threads * 16,
     });
     let pool = Arc::new(pool::Pool::new(threads)?);
-    let mut loader = Loader::new(&split);
-    let mut pieces = std::pin::pin!(
-        scan.fetches(threads + 1)
-            .map(|fetched| {
-                let (split, pool) = (split.clone(), pool.clone());
-                async move {
-                    let fetched = fetched?;
-                    pool.run(move || split.split(&fetched.decode()?)).await?
-                }
-            })
-            .buffered(threads)
-    );
-    while let Some(piece) = pieces.next().await {
-        loader.absorb(piece?);
+    let (mut loader, stats) = read_input(&input, &split, &pool, threads).await?;
+    if stats.files == 0 && !args.allow_empty_input {
+        return Err(Error::no_input(format!(
+            "{input}: no Parquet object there (names starting with `_` or `.` are skipped); \
+             --allow-empty-input takes it as a day without events"
+        )));
     }
     summary.rows_in = loader.rows_read;
     if loader.rows_in_range == 0 && stats.files > 0 && !args.allow_empty_input {
@@ -623,8 +654,29 @@ fn micros_rfc3339(t: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Finishing, HandOver};
+    use super::{Finishing, HandOver, read_raw};
+    use featurekit::artifact::Location;
+    use featurekit::spec::Spec;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The raw files the fuzz target `raw_parquet` (fuzz/) crashed on, read as a run reads
+    /// raw/: each is a Data error (exit 65) naming the file now.
+    #[tokio::test]
+    async fn raw_files_the_fuzzer_crashed_on_are_data_errors() {
+        let spec = Spec::parse("features.yaml", include_str!("../../../features.yaml")).unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/regressions/raw_parquet");
+        let files: Vec<_> = std::fs::read_dir(dir).expect(dir).map(|e| e.unwrap().path()).collect();
+        assert!(!files.is_empty(), "{dir} holds no input");
+        for path in files {
+            let input = Location::parse(path.to_str().unwrap()).unwrap();
+            let err = read_raw(&spec, &input, i64::MIN / 2, i64::MAX / 2)
+                .await
+                .expect_err(&format!("{} should be refused", path.display()));
+            assert_eq!(err.kind(), featurekit::Kind::Data, "{}: {err}", path.display());
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert!(err.to_string().contains(name), "the error names the file: {err}");
+        }
+    }
 
     #[test]
     fn a_worker_out_of_partitions_finishes_the_files_the_other_hands_over() {

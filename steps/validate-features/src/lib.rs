@@ -344,13 +344,18 @@ fn proven_clean(plan: &featurekit::artifact::ScanPlan, unit: usize, ctx: &Ctx) -
     clean.then_some(hi)
 }
 
+/// Parses a baseline profile's bytes; `shown` names the file in the error. Bytes that are not
+/// a profile are a [`Kind::Data`](featurekit::Kind::Data) error. The entry point of the fuzz
+/// target `profile` (`fuzz/`).
+pub fn parse_baseline(shown: &str, json: &[u8]) -> Result<Profile> {
+    serde_json::from_slice(json).map_err(|e| Error::data(format!("{shown}: not a validate-features profile: {e}")))
+}
+
 /// The baseline profile: one that is not there is an error, never a first run by accident.
 async fn load_baseline(url: &str) -> Result<Option<Profile>> {
     let loc = Location::parse(url)?;
     match loc.read().await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::data(format!("{loc}: not a validate-features profile: {e}"))),
+        Ok(bytes) => parse_baseline(&loc.to_string(), &bytes).map(Some),
         Err(e) if e.kind() == featurekit::Kind::Data => Err(Error::no_input(format!(
             "--baseline {loc}: no profile there (a first run says --no-baseline)"
         ))),

@@ -10,7 +10,6 @@ pub mod merge;
 pub mod proto;
 pub mod store;
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use featurekit::spec::{Dtype, Spec, ValueType};
@@ -84,7 +83,14 @@ pub async fn run(args: Args, summary: &mut RunSummary) -> Result<()> {
     let written = registry
         .update(args.attempts, move |existing| {
             let existing = not_truncated(existing, &url)?;
-            let merged = merge::merge(existing, &desired, now(), &uuid4(), materialized).map_err(corrupt.clone())?;
+            let merged = merge::merge(
+                existing,
+                &desired,
+                now(),
+                &uuid::Uuid::new_v4().to_string(),
+                materialized,
+            )
+            .map_err(corrupt.clone())?;
             *plan_out.lock().expect("not poisoned") = merged.plan;
             Ok(merged.changed.then_some(merged.bytes))
         })
@@ -133,28 +139,6 @@ fn print_plan(plan: &[Planned]) {
 
 fn now() -> Timestamp {
     Timestamp::from_micros(chrono::Utc::now().timestamp_micros())
-}
-
-/// A random version id in uuid4 form, as Feast writes them.
-fn uuid4() -> String {
-    let mut b = [0u8; 16];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    if filled.is_err() {
-        let t =
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128 ^ (std::process::id() as u128) << 64;
-        b = t.to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// `feast.types.ValueType.Enum` of a dtype and of an entity key type.

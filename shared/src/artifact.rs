@@ -191,6 +191,17 @@ impl Location {
         })
     }
 
+    /// The name a user knows an object of this location's store by: `/abs/path` for a local
+    /// file (the store's paths have no leading `/`), `scheme://bucket/key` for the others.
+    pub fn name_of(&self, object: &Path) -> String {
+        if self.file.is_some() {
+            return format!("/{object}");
+        }
+        let (scheme, rest) = self.shown.split_once("://").unwrap_or(("", &self.shown));
+        let bucket = rest.split('/').next().unwrap_or_default();
+        format!("{scheme}://{bucket}/{object}")
+    }
+
     /// The location `name` below this one (`out/` + `part-0.parquet`).
     pub fn join(&self, name: &str) -> Location {
         let segments = || name.split('/').filter(|s| !s.is_empty());
@@ -804,12 +815,18 @@ impl ParquetScan {
         let mut files = Vec::new();
         let (mut min, mut max) = (i64::MAX, i64::MIN);
         // footers are small reads that mostly wait on the store: many at once, taken in order
-        let footers: Vec<ArrowReaderMetadata> = futures::stream::iter(&self.files)
-            .map(|meta| load_metadata(&store, meta))
+        let named: Vec<ScanFile> = (self.files.iter())
+            .map(|meta| ScanFile {
+                name: self.location.name_of(&meta.location),
+                meta: meta.clone(),
+            })
+            .collect();
+        let footers: Vec<ArrowReaderMetadata> = futures::stream::iter(&named)
+            .map(|file| load_metadata(&store, file))
             .buffered(FOOTERS_IN_FLIGHT)
             .try_collect()
             .await?;
-        for (meta, reader_meta) in self.files.iter().zip(footers) {
+        for (file, reader_meta) in named.into_iter().zip(footers) {
             let schema = reader_meta.schema().clone();
             let mask = match &self.columns {
                 Some(columns) => {
@@ -817,7 +834,7 @@ impl ParquetScan {
                     for c in columns {
                         match schema.index_of(c) {
                             Ok(i) => roots.push(i),
-                            Err(_) => return Err(file_error(meta, Error::data(format!("missing column `{c}`")))),
+                            Err(_) => return Err(file_error(&file, Error::data(format!("missing column `{c}`")))),
                         }
                     }
                     ProjectionMask::roots(reader_meta.parquet_schema(), roots)
@@ -831,7 +848,7 @@ impl ParquetScan {
                 stats.row_groups += 1;
                 let keep = match &self.range {
                     None => true,
-                    Some((column, lo, hi)) => match column_range(&reader_meta, rg, column, meta)? {
+                    Some((column, lo, hi)) => match column_range(&reader_meta, rg, column, &file)? {
                         Some((lo_rg, hi_rg)) => {
                             min = min.min(lo_rg);
                             max = max.max(hi_rg);
@@ -852,7 +869,7 @@ impl ParquetScan {
                 }
                 first_row += rows;
             }
-            files.push((meta.clone(), reader_meta, mask));
+            files.push((file, reader_meta, mask));
         }
         if min <= max {
             (stats.min, stats.max) = (Some(min), Some(max));
@@ -904,7 +921,7 @@ pub struct ColumnStats {
 /// A scan whose footers are read: what it will read, and the reading.
 pub struct ScanPlan {
     store: Arc<dyn ObjectStore>,
-    files: Arc<Vec<(ObjectMeta, ArrowReaderMetadata, ProjectionMask)>>,
+    files: Arc<Vec<(ScanFile, ArrowReaderMetadata, ProjectionMask)>>,
     units: Vec<Unit>,
     batch_rows: usize,
     pub stats: ScanStats,
@@ -914,9 +931,7 @@ impl ScanPlan {
     /// Each file's name and Arrow schema (the columns asked for), those whose every row group
     /// was pruned included: a schema is checked whether or not any row is read.
     pub fn schemas(&self) -> impl Iterator<Item = (&str, &SchemaRef)> {
-        self.files
-            .iter()
-            .map(|(meta, rm, _)| (meta.location.as_ref(), rm.schema()))
+        self.files.iter().map(|(file, rm, _)| (file.name.as_str(), rm.schema()))
     }
 
     /// The largest value of an INT64 or timestamp column (microseconds for timestamps) over the
@@ -924,8 +939,8 @@ impl ScanPlan {
     pub fn max_of(&self, column: &str) -> Result<Option<i64>> {
         let mut max = None;
         for unit in &self.units {
-            let (meta, rm, _) = &self.files[unit.file];
-            match column_range(rm, unit.row_group, column, meta)? {
+            let (file, rm, _) = &self.files[unit.file];
+            match column_range(rm, unit.row_group, column, file)? {
                 Some((_, hi)) => max = max.max(Some(hi)),
                 None => return Ok(None),
             }
@@ -938,9 +953,9 @@ impl ScanPlan {
         self.units.len()
     }
 
-    /// The file that row group `unit` is in, as a path within its store.
+    /// The file that row group `unit` is in, by the name it is shown to a user.
     pub fn file(&self, unit: usize) -> String {
-        self.files[self.units[unit].file].0.location.to_string()
+        self.files[self.units[unit].file].0.name.clone()
     }
 
     /// The Arrow schema of the file that row group `unit` is in, every column.
@@ -953,7 +968,7 @@ impl ScanPlan {
     /// missing or the column is not in the file.
     pub fn column_stats(&self, unit: usize, column: &str) -> ColumnStats {
         let u = &self.units[unit];
-        let (meta, rm, _) = &self.files[u.file];
+        let (file, rm, _) = &self.files[u.file];
         let schema = rm.parquet_schema();
         let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == column) else {
             return ColumnStats::default();
@@ -964,7 +979,7 @@ impl ScanPlan {
             .column(idx)
             .statistics()
             .and_then(|s| s.null_count_opt());
-        let range = column_range(rm, u.row_group, column, meta).ok().flatten();
+        let range = column_range(rm, u.row_group, column, file).ok().flatten();
         ColumnStats { nulls, range }
     }
 
@@ -972,16 +987,16 @@ impl ScanPlan {
     /// a task of its own: reads of several row groups at once decode on every thread.
     pub async fn read(&self, unit: usize, columns: &[&str]) -> Result<Chunk> {
         let u = &self.units[unit];
-        let (meta, rm, _) = &self.files[u.file];
+        let (file, rm, _) = &self.files[u.file];
         let roots = columns
             .iter()
             .map(|c| rm.schema().index_of(c))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| file_error(meta, Error::data(e.to_string())))?;
+            .map_err(|e| file_error(file, Error::data(e.to_string())))?;
         let mask = ProjectionMask::roots(rm.parquet_schema(), roots);
         let (store, file, unit, rows) = (
             self.store.clone(),
-            (meta.clone(), rm.clone(), mask),
+            (file.clone(), rm.clone(), mask),
             *u,
             self.batch_rows,
         );
@@ -1055,7 +1070,7 @@ impl Fetched {
 
 async fn read_unit(
     store: Arc<dyn ObjectStore>,
-    file: &(ObjectMeta, ArrowReaderMetadata, ProjectionMask),
+    file: &(ScanFile, ArrowReaderMetadata, ProjectionMask),
     unit: Unit,
     batch_rows: usize,
 ) -> Result<Chunk> {
@@ -1064,7 +1079,7 @@ async fn read_unit(
 
 async fn fetch_unit(
     store: Arc<dyn ObjectStore>,
-    (meta, reader_meta, mask): &(ObjectMeta, ArrowReaderMetadata, ProjectionMask),
+    (file, reader_meta, mask): &(ScanFile, ArrowReaderMetadata, ProjectionMask),
     unit: Unit,
     batch_rows: usize,
 ) -> Result<Fetched> {
@@ -1075,22 +1090,22 @@ async fn fetch_unit(
         .with_row_groups(vec![unit.row_group])
         .with_batch_size(batch_rows)
         .build()
-        .map_err(|e| file_error(meta, e))?;
+        .map_err(|e| file_error(file, e))?;
     let reader = loop {
-        match decoder.try_next_reader().map_err(|e| file_error(meta, e))? {
+        match decoder.try_next_reader().map_err(|e| file_error(file, e))? {
             DecodeResult::NeedsData(ranges) => {
                 let data = store
-                    .get_ranges(&meta.location, &ranges)
+                    .get_ranges(&file.meta.location, &ranges)
                     .await
-                    .map_err(|e| file_error(meta, e))?;
-                decoder.push_ranges(ranges, data).map_err(|e| file_error(meta, e))?;
+                    .map_err(|e| file_error(file, e))?;
+                decoder.push_ranges(ranges, data).map_err(|e| file_error(file, e))?;
             }
             DecodeResult::Data(reader) => break Some(reader),
             DecodeResult::Finished => break None,
         }
     };
     Ok(Fetched {
-        file: meta.location.to_string(),
+        file: file.name.clone(),
         first_row: unit.first_row,
         reader,
     })
@@ -1110,24 +1125,34 @@ fn decoding<T>(file: &str, decode: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-fn file_error(meta: &ObjectMeta, e: impl Into<Error>) -> Error {
-    e.into().context(meta.location.to_string())
+/// A file of a scan: its object and the name a user knows it by (`/data/raw.parquet`,
+/// `s3://lake/raw/part-0.parquet`), the one every message about it gives.
+#[derive(Debug, Clone)]
+struct ScanFile {
+    meta: ObjectMeta,
+    name: String,
+}
+
+fn file_error(file: &ScanFile, e: impl Into<Error>) -> Error {
+    e.into().context(file.name.clone())
 }
 
 #[allow(deprecated)]
-async fn load_metadata(store: &Arc<dyn ObjectStore>, meta: &ObjectMeta) -> Result<ArrowReaderMetadata> {
+async fn load_metadata(store: &Arc<dyn ObjectStore>, file: &ScanFile) -> Result<ArrowReaderMetadata> {
+    let meta = &file.meta;
     let mut reader = ParquetObjectReader::new(store.clone(), meta.location.clone()).with_file_size(meta.size);
     let loaded = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
         .await
-        .map_err(|e| file_error(meta, e))?;
-    check_column_chunks(meta, loaded.metadata())?;
+        .map_err(|e| file_error(file, e))?;
+    check_column_chunks(file, loaded.metadata())?;
     Ok(loaded)
 }
 
 /// A footer that places a column chunk outside the file (a negative offset or size, or past
 /// the end) is a broken file: said as a [`Kind::Data`](crate::Kind::Data) error before the decoder, which
 /// asserts on a negative one, or the store, asked for bytes past the end, sees it.
-fn check_column_chunks(meta: &ObjectMeta, md: &parquet::file::metadata::ParquetMetaData) -> Result<()> {
+fn check_column_chunks(file: &ScanFile, md: &parquet::file::metadata::ParquetMetaData) -> Result<()> {
+    let meta = &file.meta;
     for (rg, group) in md.row_groups().iter().enumerate() {
         for column in group.columns() {
             let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
@@ -1138,7 +1163,7 @@ fn check_column_chunks(meta: &ObjectMeta, md: &parquet::file::metadata::ParquetM
                 .and_then(|(start, size)| start.checked_add(size));
             if end.is_none_or(|end| end > meta.size) {
                 return Err(file_error(
-                    meta,
+                    file,
                     Error::data(format!(
                         "row group {rg}, column `{}`: its chunk ({size} bytes at {start}) is not within the file's {} bytes",
                         column.column_path(),
@@ -1203,10 +1228,10 @@ fn micros_factor(t: &DataType) -> Option<(i64, i64)> {
 
 /// `[min, max]` of an INT64 or timestamp column in one row group, from its statistics,
 /// in microseconds for timestamps.
-fn column_range(rm: &ArrowReaderMetadata, rg: usize, column: &str, meta: &ObjectMeta) -> Result<Option<(i64, i64)>> {
+fn column_range(rm: &ArrowReaderMetadata, rg: usize, column: &str, file: &ScanFile) -> Result<Option<(i64, i64)>> {
     let schema = rm.parquet_schema();
     let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == column) else {
-        return Err(file_error(meta, Error::data(format!("missing column `{column}`"))));
+        return Err(file_error(file, Error::data(format!("missing column `{column}`"))));
     };
     let (mul, div) = rm
         .schema()

@@ -202,8 +202,8 @@ fn copy(from: &Path, to: &Path) {
 
 // ---- the table -----------------------------------------------------------------------------
 
-/// One bad input: `args` are split on spaces after {dir}, {raw}, {offline}, {profile},
-/// {registry} and {redis} are replaced; `--spec {dir}/spec.yaml` replaces the repo's spec.
+/// One bad input: `args` are split on spaces after {dir}, {raw}, {offline}, {profile} and
+/// {redis} are replaced (in `says` too); `--spec {dir}/spec.yaml` replaces the repo's spec.
 struct Case {
     step: &'static str,
     what: &'static str,
@@ -254,14 +254,14 @@ fn cases() -> Vec<Case> {
             |_, d| std::fs::write(d.join("in.parquet"), b"").unwrap(),
             "{dir}/in.parquet",
             65,
-            "in.parquet",
+            "{dir}/in.parquet",
         ),
         cw(
             "a file that is not Parquet",
             |_, d| std::fs::write(d.join("in.parquet"), b"user_id,event_timestamp\n1,2\n").unwrap(),
             "{dir}/in.parquet",
             65,
-            "in.parquet",
+            "{dir}/in.parquet",
         ),
         cw(
             "a truncated Parquet file",
@@ -271,7 +271,7 @@ fn cases() -> Vec<Case> {
             },
             "{dir}/in.parquet",
             65,
-            "in.parquet",
+            "{dir}/in.parquet",
         ),
         cw(
             "a Parquet file with a corrupt page",
@@ -284,7 +284,7 @@ fn cases() -> Vec<Case> {
             },
             "{dir}/in.parquet",
             65,
-            "in.parquet",
+            "{dir}/in.parquet",
         ),
         cw(
             "a string user_id",
@@ -539,7 +539,7 @@ fn cases() -> Vec<Case> {
         Case {
             step: VF,
             what: "a rules file that is not YAML",
-            prepare: |_, d| std::fs::write(d.join("rules.yaml"), "nulls: {max: [").unwrap(),
+            prepare: |_, d| std::fs::write(d.join("rules.yaml"), "freshness: {max_lag: [6h").unwrap(),
             args: "--input {offline} --start 2025-11-11 --end 2025-11-12 --no-baseline --rules {dir}/rules.yaml",
             code: 78,
             says: "rules.yaml",
@@ -852,8 +852,9 @@ fn run_case(w: &World, case: &Case) -> Result<(), String> {
     }
     let line =
         std::panic::catch_unwind(|| error_line(&stderr, code)).map_err(|_| format!("not one error line:\n{stderr}"))?;
-    if !line.contains(case.says) {
-        return Err(format!("the message does not name {:?}: {line}", case.says));
+    let says = expand(case.says, w, d).join(" ");
+    if !line.contains(&says) {
+        return Err(format!("the message does not name {says:?}: {line}"));
     }
     if let Some(part) = repeated_part(&line) {
         return Err(format!("the message says {part:?} twice: {line}"));

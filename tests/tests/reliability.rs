@@ -788,23 +788,12 @@ fn expand(args: &str, w: &World, d: &Path) -> Vec<String> {
 
 /// Every file below `dir` (hidden ones too) with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
+    (files_below(dir).into_iter())
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).unwrap_or_default();
+            (name, bytes)
+        })
+        .collect()
 }
 
 /// The one line of `stderr` that gives the failure: the runtime's ERROR record, or clap's
@@ -1817,42 +1806,37 @@ fn a_registry_changed_by_another_writer_mid_publish_keeps_both() {
 
 // ---- BigQuery answering 429, 500 and a bad query ---------------------------------------------
 
-fn extract(d: &Path, endpoint: &str, extra: &[&str]) -> Output {
+/// extract-bigquery of 2025-11-14 from `endpoint` into {d}/raw, the query at {d}/q.sql.
+fn extract_cmd(d: &Path, endpoint: &str) -> Command {
     query(world(), d);
-    step(EB)
-        .args([
-            "--project",
-            "demo",
-            "--query-file",
-            &s(&d.join("q.sql")),
-            "--output",
-            &s(&d.join("raw")),
-        ])
-        .args([
-            "--start",
-            "2025-11-14",
-            "--end",
-            "2025-11-15",
-            "--lookback",
-            "none",
-            "--anonymous",
-            "--endpoint",
-            endpoint,
-        ])
-        .args(extra)
-        .env_clear()
-        .output()
-        .unwrap()
+    let mut cmd = step(EB);
+    cmd.args([
+        "--project",
+        "demo",
+        "--query-file",
+        &s(&d.join("q.sql")),
+        "--output",
+        &s(&d.join("raw")),
+    ])
+    .args(["--start", "2025-11-14", "--end", "2025-11-15", "--lookback", "none"])
+    .args(["--anonymous", "--endpoint", endpoint])
+    .env_clear();
+    cmd
+}
+
+fn extract(d: &Path, endpoint: &str, extra: &[&str]) -> Output {
+    extract_cmd(d, endpoint).args(extra).output().unwrap()
+}
+
+/// A result row of the source: user 1, 2025-11-14T00:00:00Z, 9.5, merchant 4.
+fn one_row() -> Vec<serde_json::Value> {
+    ["1", "1763078400000000", "9.5", "4"]
+        .map(serde_json::Value::from)
+        .to_vec()
 }
 
 fn one_row_page() -> String {
-    let row = vec![
-        serde_json::json!("1"),
-        serde_json::json!("1763078400000000"),
-        serde_json::json!("9.5"),
-        serde_json::json!("4"),
-    ];
-    stub::page(&[row], None, stub::schema())
+    stub::page(&[one_row()], None, stub::schema())
 }
 
 /// BigQuery answering 429 twice then the rows: retried, 0, the day written. 500 for good:
@@ -1901,12 +1885,7 @@ fn bigquery_throttling_failing_and_refusing_each_get_their_code() {
         }
         let mut schema = stub::schema();
         schema["fields"][2]["type"] = serde_json::json!("STRING");
-        let row = vec![
-            serde_json::json!("1"),
-            serde_json::json!("1763078400000000"),
-            serde_json::json!("9.5"),
-            serde_json::json!("4"),
-        ];
+        let row = one_row();
         (200, stub::page(&[row], None, schema))
     });
     let out = extract(d, &mistyped.endpoint(), &[]);
@@ -1929,42 +1908,14 @@ fn extract_bigquery_stopped_mid_page_leaves_no_partial_day() {
         if req.param("pageToken").is_some() {
             std::thread::sleep(Duration::from_secs(30));
         }
-        let row = vec![
-            serde_json::json!("1"),
-            serde_json::json!("1763078400000000"),
-            serde_json::json!("9.5"),
-            serde_json::json!("4"),
-        ];
+        let row = one_row();
         (
             200,
             stub::page(&[row], req.param("pageToken").is_none().then_some("p1"), stub::schema()),
         )
     });
-    query(world(), d);
     for sig in ["-TERM", "-KILL"] {
-        let child = spawn(
-            step(EB)
-                .args([
-                    "--project",
-                    "demo",
-                    "--query-file",
-                    &s(&d.join("q.sql")),
-                    "--output",
-                    &s(&d.join("raw")),
-                ])
-                .args([
-                    "--start",
-                    "2025-11-14",
-                    "--end",
-                    "2025-11-15",
-                    "--lookback",
-                    "none",
-                    "--anonymous",
-                    "--endpoint",
-                    &slow.endpoint(),
-                ])
-                .env_clear(),
-        );
+        let child = spawn(&mut extract_cmd(d, &slow.endpoint()));
         let deadline = Instant::now() + Duration::from_secs(30);
         while !slow.requests().iter().any(|r| r.param("pageToken").is_some()) {
             assert!(Instant::now() < deadline, "no second page asked for");
